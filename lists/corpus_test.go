@@ -1,0 +1,39 @@
+package lists_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/listgate/listgate/internal/corpus"
+	"github.com/listgate/listgate/lists"
+)
+
+// TestCorpus runs the verdict corpus against Resolve directly. The doors
+// run the same corpus over their sockets.
+func TestCorpus(t *testing.T) {
+	cases, err := corpus.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := lists.Load(corpus.ListsDir(), lists.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.Rcpt, func(t *testing.T) {
+			v := snap.Resolve(c.Rcpt)
+			got := fmt.Sprintf("%v %s %s %q", v.Status, v.List, v.Kind, v.Extension)
+			want := fmt.Sprintf("%v %s %s %q", c.Status, c.List, c.Kind, c.Extension)
+			if got != want {
+				t.Errorf("verdicts.txt:%d: Resolve(%q) = %s, want %s", c.Line, c.Rcpt, got, want)
+			}
+			r := v.Status.Reply()
+			if code, enh := r.Code, fmt.Sprintf("%d.%d.%d", r.Enhanced[0], r.Enhanced[1], r.Enhanced[2]); code != c.Code || enh != c.Enhanced {
+				t.Errorf("verdicts.txt:%d: reply for %q = %d %s, want %d %s", c.Line, c.Rcpt, code, enh, c.Code, c.Enhanced)
+			}
+		})
+	}
+	if len(cases) < 40 {
+		t.Errorf("corpus has %d cases; it lost some", len(cases))
+	}
+}

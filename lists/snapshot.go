@@ -1,0 +1,326 @@
+package lists
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+)
+
+// DefaultDelimiter is the recipient delimiter Resolve cuts extensions at
+// unless told otherwise, as Postfix's recipient_delimiter is usually set.
+const DefaultDelimiter = "+"
+
+// Snapshot is one consistent, immutable view of the lists directory. All of
+// its methods are safe for concurrent use; a reload builds a new Snapshot
+// and never changes one in use.
+type Snapshot struct {
+	gen      uint64
+	delims   string
+	domains  map[string]*domainIndex // served and alias domains, A-label
+	lists    []*List                 // sorted by Address
+	doms     []*Domain               // domain files that parsed, sorted
+	problems []*FileError            // sorted by file
+	entries  map[string]*entry       // by directory entry name
+}
+
+// domainIndex holds the addresses of one served domain. An alias domain
+// maps to the same domainIndex as its domain.
+type domainIndex struct {
+	name   string
+	locals map[string]target
+}
+
+// target is what a canonical local part names: a list, or a list that
+// tempfails because its file never parsed or is claimed twice.
+type target struct {
+	list   *List
+	broken bool
+}
+
+// Source gives the current snapshot. A Watcher is a Source; so is a fixed
+// snapshot (Static). Doors hold a Source and call Snapshot once per
+// command, so a reload is seen at the next command.
+type Source interface {
+	Snapshot() *Snapshot
+}
+
+// Static is a Source that always gives the same snapshot.
+type Static struct{ S *Snapshot }
+
+// Snapshot returns s.S.
+func (s Static) Snapshot() *Snapshot { return s.S }
+
+// Generation counts the reloads that produced this snapshot: the first
+// load is 1, and each reload that changed anything adds one.
+func (s *Snapshot) Generation() uint64 { return s.gen }
+
+// Lists returns every list whose file has parsed at least once, sorted by
+// address. The caller must not modify the result.
+func (s *Snapshot) Lists() []*List { return s.lists }
+
+// Domains returns every domain file that has parsed at least once.
+func (s *Snapshot) Domains() []*Domain { return s.doms }
+
+// Problems returns every current problem of the lists directory, one per
+// file, sorted by file: names that are not lists, files that cannot be
+// read or parsed, addresses claimed twice. The caller must not modify it.
+func (s *Snapshot) Problems() []*FileError { return s.problems }
+
+// ServedDomains returns every served domain (A-label), alias domains
+// included, sorted.
+func (s *Snapshot) ServedDomains() []string {
+	ds := make([]string, 0, len(s.domains))
+	for d := range s.domains {
+		ds = append(ds, d)
+	}
+	slices.Sort(ds)
+	return ds
+}
+
+// Delimiters returns the recipient delimiter characters in force.
+func (s *Snapshot) Delimiters() string { return s.delims }
+
+// build turns directory entries into a snapshot. It never fails: every
+// conflict becomes a problem and, where it decides a recipient, a tempfail.
+func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
+	s := &Snapshot{gen: gen, delims: delims, domains: make(map[string]*domainIndex), entries: entries}
+	byAddr := make(map[string][]*entry, len(entries))
+	for _, e := range entries {
+		if e.err != nil {
+			s.problems = append(s.problems, e.err)
+		}
+		if e.kind == nameList || e.kind == nameDomain {
+			byAddr[e.addr] = append(byAddr[e.addr], e)
+		}
+	}
+	index := func(domain string) *domainIndex {
+		d := s.domains[domain]
+		if d == nil {
+			d = &domainIndex{name: domain, locals: make(map[string]target)}
+			s.domains[domain] = d
+		}
+		return d
+	}
+	var aliased []*List
+	var domainAliases []*Domain
+	for addr, es := range byAddr {
+		if len(es) > 1 {
+			slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.name, b.name) })
+			names := make([]string, len(es))
+			for i, e := range es {
+				names[i] = e.path
+			}
+			for _, e := range es[1:] {
+				s.problems = append(s.problems, &FileError{File: e.path,
+					Err: fmt.Errorf("%s is declared twice (%s): it tempfails until one file is removed", addr, strings.Join(names, ", "))})
+			}
+		}
+		e := es[0]
+		if e.kind == nameDomain {
+			index(addr[1:])
+			if len(es) == 1 && e.dom != nil {
+				s.doms = append(s.doms, e.dom)
+				domainAliases = append(domainAliases, e.dom)
+			}
+			continue
+		}
+		at := strings.LastIndexByte(addr, '@')
+		d := index(addr[at+1:])
+		l := e.list
+		if len(es) > 1 || l == nil {
+			pl := &List{Address: addr, Local: addr[:at], Domain: addr[at+1:], File: e.path}
+			d.locals[addr[:at]] = target{list: pl, broken: true}
+			continue
+		}
+		d.locals[l.Local] = target{list: l}
+		s.lists = append(s.lists, l)
+		if len(l.Aliases) > 0 {
+			aliased = append(aliased, l)
+		}
+	}
+	slices.SortFunc(s.lists, func(a, b *List) int { return cmp.Compare(a.Address, b.Address) })
+	// List aliases: another name for the list; a real list always wins.
+	slices.SortFunc(aliased, func(a, b *List) int { return cmp.Compare(a.Address, b.Address) })
+	for _, l := range aliased {
+		for _, a := range l.Aliases {
+			at := strings.LastIndexByte(a, '@')
+			d := index(a[at+1:])
+			t, taken := d.locals[a[:at]]
+			switch {
+			case !taken:
+				d.locals[a[:at]] = target{list: l}
+			case t.list != l && t.list.Address != a:
+				// Two lists claim the same alias: neither gets it.
+				s.problems = append(s.problems, &FileError{File: l.File,
+					Err: fmt.Errorf("alias %s is also claimed by %s: it tempfails until one claim is removed", a, t.list.File)})
+				d.locals[a[:at]] = target{list: &List{Address: a, Local: a[:at], Domain: a[at+1:], File: l.File}, broken: true}
+			case t.list != l:
+				s.problems = append(s.problems, &FileError{File: l.File,
+					Err: fmt.Errorf("alias %s is ignored: %s is a list of its own", a, t.list.File)})
+			}
+		}
+	}
+	// Alias domains share their domain's index; a served domain wins.
+	slices.SortFunc(domainAliases, func(a, b *Domain) int { return cmp.Compare(a.Name, b.Name) })
+	s.doms = domainAliases
+	claimed := make(map[string]string)
+	for _, dom := range domainAliases {
+		for _, a := range dom.Aliases {
+			if other, ok := claimed[a]; ok {
+				s.problems = append(s.problems, &FileError{File: dom.File,
+					Err: fmt.Errorf("alias domain %s is also claimed by %s", a, other)})
+				continue
+			}
+			if _, ok := s.domains[a]; ok {
+				s.problems = append(s.problems, &FileError{File: dom.File,
+					Err: fmt.Errorf("alias domain %s is ignored: it is served on its own", a)})
+				continue
+			}
+			claimed[a] = dom.File
+		}
+	}
+	for _, dom := range domainAliases {
+		for _, a := range dom.Aliases {
+			if claimed[a] == dom.File {
+				s.domains[a] = s.domains[dom.Name]
+			}
+		}
+	}
+	slices.SortFunc(s.problems, func(a, b *FileError) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Error(), b.Error()))
+	})
+	return s
+}
+
+// Resolve turns a recipient, exactly as a door received it, into a
+// verdict. It is the one place that decides; every door calls it. The
+// steps (DESIGN.md, "Resolving a recipient"):
+//
+//  1. Strip <>; split at the last @; fold local part and domain to lower
+//     case (A- and U-label domains compare equal); drop a trailing dot in
+//     the domain; map an alias domain to its domain.
+//  2. Cut the extension at the first recipient delimiter, keeping it.
+//  3. local@domain is a list or list alias: the posting address.
+//  4. Else split local at its last '-': a sub-address name after it and a
+//     list before it: that list's sub-address.
+//  5. Else unknown (or not served, when the domain is not served).
+//
+// For an all-ASCII recipient Resolve does not allocate.
+func (s *Snapshot) Resolve(rcpt string) Verdict {
+	addr := strings.TrimPrefix(strings.TrimSuffix(rcpt, ">"), "<")
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return Verdict{Status: NotServed}
+	}
+	local, domain := addr[:at], strings.TrimSuffix(addr[at+1:], ".")
+	var ext string
+	if i := strings.IndexAny(local, s.delims); i >= 0 && s.delims != "" {
+		local, ext = local[:i], local[i+1:]
+	}
+	var buf [256]byte
+	var key []byte // lower-case local, '@', lower-case domain
+	if len(local)+len(domain)+1 <= len(buf) && isASCII(local) && isASCII(domain) {
+		key = buf[:0]
+		key = appendLower(key, local)
+		key = append(key, '@')
+		key = appendLower(key, domain)
+	} else {
+		key = slowKey(local, domain)
+		if key == nil {
+			return Verdict{Status: NotServed}
+		}
+	}
+	at = bytes.LastIndexByte(key, '@') + 1
+	d := s.domains[string(key[at:])]
+	if d == nil {
+		return Verdict{Status: NotServed}
+	}
+	lkey := key[:at-1]
+	if t, ok := d.locals[string(lkey)]; ok {
+		return t.verdict(Post, ext)
+	}
+	if dash := lastDash(lkey); dash > 0 {
+		if kind := subaddress(string(lkey[dash+1:])); kind != noSuffix {
+			if t, ok := d.locals[string(lkey[:dash])]; ok {
+				return t.verdict(kind, ext)
+			}
+		}
+	}
+	return Verdict{Status: Unknown, Extension: ext}
+}
+
+func (t target) verdict(kind Kind, ext string) Verdict {
+	l := t.list
+	v := Verdict{List: l.Address, Local: l.Local, Domain: l.Domain, Extension: ext}
+	if t.broken {
+		v.Status = Broken
+		return v
+	}
+	v.Status, v.Kind = Accept, kind
+	if kind == Post {
+		v.MaxMessageSize = l.MaxMessageSize
+	}
+	return v
+}
+
+// slowKey folds a recipient with non-ASCII characters (SMTPUTF8) or a very
+// long local part. A U-label domain becomes its A-label form. It returns
+// nil when the domain is not a valid IDNA name.
+func slowKey(local, domain string) []byte {
+	local = strings.ToLower(local)
+	if isASCII(domain) {
+		domain = strings.ToLower(domain)
+	} else {
+		if !utf8.ValidString(domain) {
+			return nil
+		}
+		a, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			return nil
+		}
+		domain = strings.ToLower(a)
+	}
+	key := make([]byte, 0, len(local)+1+len(domain))
+	key = append(key, local...)
+	key = append(key, '@')
+	return append(key, domain...)
+}
+
+func lastDash(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '-' {
+			return i
+		}
+	}
+	return -1
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func appendLower(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// errNotRegular is the problem of a list name that is a directory, a
+// device or a dangling symlink.
+var errNotRegular = errors.New("not a regular file")

@@ -1,0 +1,1 @@
+aliases = ["lists.example.com"]

@@ -1,0 +1,1 @@
+descripton = "typo: never parsed"
