@@ -1,0 +1,322 @@
+package lists
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// WatchOptions configure a Watcher.
+type WatchOptions struct {
+	Options
+	// Logger receives one line per reload and one per new problem.
+	// Nil discards.
+	Logger *slog.Logger
+	// Registerer, if set, gets the watcher's metrics.
+	Registerer prometheus.Registerer
+	// Debounce is how long the watcher waits after a change for more
+	// changes before it reloads (default 50ms). A steady stream of events
+	// still reloads at least every 10 debounce periods.
+	Debounce time.Duration
+	// Rescan is the period of the safety-net full rescan (default 5
+	// minutes; NFS gives no events). Negative turns it off.
+	Rescan time.Duration
+}
+
+// Watcher keeps a snapshot of a lists directory current. It reloads only
+// the files that changed (fsnotify events, debounced) and rescans the whole
+// directory on Rescan (SIGHUP), on a watcher overflow or error, when the
+// directory or a ConfigMap's ..data is replaced, and periodically. Readers
+// never wait for a reload: Snapshot is one atomic load.
+type Watcher struct {
+	dir    string
+	opts   WatchOptions
+	delims string
+	log    *slog.Logger
+	m      *watchMetrics
+
+	snap   atomic.Pointer[Snapshot]
+	rescan chan bool // true: force re-reading every file
+	done   chan struct{}
+	wg     sync.WaitGroup
+	fsw    *fsnotify.Watcher
+
+	mu       sync.Mutex // serialises reloads (run loop and Rescan callers)
+	problems map[string]bool
+}
+
+// Watch loads dir and starts watching it. It fails when dir cannot be
+// read or watched; problems with single files are in the snapshot. Call
+// Close to stop.
+func Watch(dir string, opts WatchOptions) (*Watcher, error) {
+	if opts.Debounce <= 0 {
+		opts.Debounce = 50 * time.Millisecond
+	}
+	if opts.Rescan == 0 {
+		opts.Rescan = 5 * time.Minute
+	}
+	w := &Watcher{
+		dir:      dir,
+		opts:     opts,
+		delims:   opts.delims(),
+		log:      opts.Logger,
+		rescan:   make(chan bool, 1),
+		done:     make(chan struct{}),
+		problems: make(map[string]bool),
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	w.m = newWatchMetrics(opts.Registerer)
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("lists: watch %s: %w", dir, err)
+	}
+	if err := fsw.Add(dir); err != nil {
+		fsw.Close()
+		return nil, fmt.Errorf("lists: watch %s: %w", dir, err)
+	}
+	w.fsw = fsw
+	entries, err := scan(dir, w.delims, nil, true)
+	if err != nil {
+		fsw.Close()
+		return nil, err
+	}
+	w.publish(build(entries, w.delims, 1), "start", time.Now())
+	w.wg.Add(1)
+	go w.run()
+	return w, nil
+}
+
+// Snapshot returns the current snapshot. It never blocks.
+func (w *Watcher) Snapshot() *Snapshot { return w.snap.Load() }
+
+// Generation returns the current snapshot's generation; it grows by one
+// with each reload.
+func (w *Watcher) Generation() uint64 { return w.snap.Load().gen }
+
+// Rescan asks for a full re-read of every file, as on SIGHUP. It returns
+// at once; the reload follows in the background.
+func (w *Watcher) Rescan() {
+	select {
+	case w.rescan <- true:
+	default:
+	}
+}
+
+// Close stops watching and waits for the watcher's goroutine to end. The
+// last snapshot stays readable.
+func (w *Watcher) Close() error {
+	select {
+	case <-w.done:
+		return nil
+	default:
+	}
+	close(w.done)
+	err := w.fsw.Close()
+	w.wg.Wait()
+	return err
+}
+
+func (w *Watcher) run() {
+	defer w.wg.Done()
+	var (
+		pending    = make(map[string]bool) // names changed since the last reload
+		full       bool                    // a full rescan is due
+		force      bool                    // ...re-reading unchanged files too
+		first      time.Time               // first pending change
+		debounce   = time.NewTimer(time.Hour)
+		safety     <-chan time.Time
+		dirMissing bool
+		retry      *time.Ticker
+		retryC     <-chan time.Time
+	)
+	debounce.Stop()
+	defer debounce.Stop()
+	if w.opts.Rescan > 0 {
+		t := time.NewTicker(w.opts.Rescan)
+		defer t.Stop()
+		safety = t.C
+	}
+	arm := func() {
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		d := w.opts.Debounce
+		if left := first.Add(10 * w.opts.Debounce).Sub(now); left < d {
+			d = max(left, 0)
+		}
+		debounce.Reset(d)
+	}
+	rewatch := func() {
+		// The directory was removed or renamed away: watch the new one
+		// at the same path once it exists, and rescan it.
+		_ = w.fsw.Remove(w.dir)
+		if err := w.fsw.Add(w.dir); err != nil {
+			if !dirMissing {
+				w.log.Error("lists directory gone; waiting for it", "file", w.dir, "err", err)
+				dirMissing = true
+				retry = time.NewTicker(w.opts.Debounce * 4)
+				retryC = retry.C
+			}
+			return
+		}
+		if dirMissing {
+			dirMissing = false
+			retry.Stop()
+			retryC = nil
+		}
+		full = true
+		arm()
+	}
+	for {
+		select {
+		case <-w.done:
+			if retry != nil {
+				retry.Stop()
+			}
+			return
+		case ev, ok := <-w.fsw.Events:
+			if !ok {
+				return
+			}
+			name := filepath.Base(ev.Name)
+			switch {
+			case filepath.Clean(ev.Name) == filepath.Clean(w.dir):
+				if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+					rewatch()
+				}
+				continue
+			case strings.HasPrefix(name, "..data"):
+				full = true // a ConfigMap swapped its data directory
+			case ignoredName(name):
+				continue
+			default:
+				pending[name] = true
+			}
+			arm()
+		case err, ok := <-w.fsw.Errors:
+			if !ok {
+				return
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.log.Warn("lists watcher overflowed; rescanning", "file", w.dir)
+			} else {
+				w.log.Error("lists watcher error; rescanning", "file", w.dir, "err", err)
+			}
+			full = true
+			arm()
+		case f := <-w.rescan:
+			full, force = true, force || f
+			first = time.Time{}
+			debounce.Reset(0)
+		case <-safety:
+			full = true
+			arm()
+		case <-retryC:
+			rewatch()
+		case <-debounce.C:
+			if full {
+				w.reloadAll(force)
+			} else {
+				w.reloadNames(pending)
+			}
+			clear(pending)
+			full, force, first = false, false, time.Time{}
+		}
+	}
+}
+
+// reloadNames re-reads only the named directory entries.
+func (w *Watcher) reloadNames(names map[string]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	start := time.Now()
+	old := w.snap.Load()
+	entries := maps.Clone(old.entries)
+	for name := range names {
+		if e := readEntry(w.dir, name, w.delims, old.entries[name], true); e != nil {
+			entries[name] = e
+		} else {
+			delete(entries, name)
+		}
+	}
+	w.publish(build(entries, w.delims, old.gen+1), "change", start)
+}
+
+// reloadAll rescans the whole directory. With force false, files whose
+// identity (inode, size, mtime) is unchanged are not read again.
+func (w *Watcher) reloadAll(force bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	start := time.Now()
+	old := w.snap.Load()
+	entries, err := scan(w.dir, w.delims, old.entries, force)
+	if err != nil {
+		w.m.reloadSuccess.Set(0)
+		w.log.Error("lists reload failed; keeping the last snapshot", "file", w.dir, "err", err)
+		return
+	}
+	w.publish(build(entries, w.delims, old.gen+1), "rescan", start)
+}
+
+// publish makes s current, logs the reload and each new problem once.
+func (w *Watcher) publish(s *Snapshot, why string, start time.Time) {
+	w.snap.Store(s)
+	now := time.Now()
+	seen := make(map[string]bool, len(s.problems))
+	for _, p := range s.problems {
+		msg := p.Error()
+		seen[msg] = true
+		if !w.problems[msg] {
+			w.log.Error("list file problem", "file", p.File, "err", msg)
+			w.m.problemsTotal.Inc()
+		}
+	}
+	w.problems = seen
+	w.m.lists.Set(float64(len(s.lists)))
+	w.m.problems.Set(float64(len(s.problems)))
+	w.m.reloadSuccess.Set(1)
+	w.m.reloadTime.Set(float64(now.UnixNano()) / 1e9)
+	w.m.reloads.WithLabelValues(why).Inc()
+	w.log.Info("lists loaded", "reason", why, "generation", s.gen, "lists", len(s.lists),
+		"problems", len(s.problems), "duration", now.Sub(start))
+}
+
+type watchMetrics struct {
+	lists, problems, reloadSuccess, reloadTime prometheus.Gauge
+	problemsTotal                              prometheus.Counter
+	reloads                                    *prometheus.CounterVec
+}
+
+func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
+	m := &watchMetrics{
+		lists: prometheus.NewGauge(prometheus.GaugeOpts{Name: "listgate_lists",
+			Help: "Lists in the current snapshot."}),
+		problems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "listgate_lists_problems",
+			Help: "Current problems in the lists directory."}),
+		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "listgate_lists_last_reload_successful",
+			Help: "1 if the last reload of the lists directory read it, 0 if it failed."}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "listgate_lists_last_reload_timestamp_seconds",
+			Help: "Unix time of the last successful reload."}),
+		problemsTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "listgate_lists_problems_total",
+			Help: "Problems found in list files, counted once per change."}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "listgate_lists_reloads_total",
+			Help: "Reloads of the lists directory, by reason (start, change, rescan)."}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.lists, m.problems, m.reloadSuccess, m.reloadTime, m.problemsTotal, m.reloads)
+	}
+	return m
+}
+
