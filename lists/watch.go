@@ -319,4 +319,3 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 	}
 	return m
 }
-
