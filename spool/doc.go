@@ -1,0 +1,79 @@
+// Package spool stores accepted mail durably in Maildir folders, one per
+// list and kind of recipient:
+//
+//	SPOOL/<domain>/<local>/<kind>/{tmp,new,cur}
+//
+// where <domain>/<local> is the list's canonical address (lower case, the
+// domain in A-label form) and <kind> is "post" for the posting address or
+// the canonical sub-address: bounces, confirm, join, leave, owner or
+// request. A folder and its tmp/, new/ and cur/ are made on its first
+// delivery.
+//
+// # Reading a message
+//
+// ReadMessage reads the DATA of a transaction once; Spool.Deliver then
+// stores it for each accepted recipient. The stored bytes are the received
+// bytes unchanged (8-bit and non-UTF-8 bytes, NUL and long lines included)
+// except that each CRLF becomes LF, as qmail, Postfix's local(8) and
+// Dovecot write Maildir files; a lone CR or a lone LF stays as it is. No
+// message is refused for its content.
+//
+// The header section is found by a small scanner over the bytes (a
+// parser would re-encode or reject malformed input): it is the run of
+// header fields at the top of the message, a field being a line that
+// starts with a name of printable US-ASCII characters and a colon (RFC
+// 5322 §2.2) plus its continuation lines (§2.2.3). If the message is empty
+// or its first line is not a header field, the message has no header
+// section and the whole of it is body; an empty line is then put between
+// the added headers and the message, so its first line is never read as a
+// header. A message that starts with an empty line already has that
+// separator and gets no second one.
+//
+// # Headers added
+//
+// On top of the message, in this order:
+//
+//	Return-Path: <sender>                  ("<>" for the null sender)
+//	Delivered-To: rcpt                     (the recipient as received)
+//	Received: from helo (remoteaddr)
+//		by hostname (listgate) with LMTP id ID
+//		for <rcpt>; Mon, 02 Jan 2006 15:04:05 -0700
+//	Message-ID: <generated>                (only if the message has none)
+//	Message-ID-Hash: HASH
+//	X-Message-ID-Hash: HASH
+//	X-MailFrom: sender                     ("<>" for the null sender)
+//
+// The last four are what Mailman's LMTP runner adds (runners/lmtp.py and
+// utilities/email.py add_message_hash). HASH is MessageIDHash of the
+// message's first Message-ID field (any case of the name, folded or not).
+// Every Message-ID-Hash and X-Message-ID-Hash field already in the header
+// section is removed, continuation lines included; nothing else of the
+// message changes.
+//
+// # Durability
+//
+// Deliver takes these steps, each named by an Op, and returns nil only
+// after the last one succeeded:
+//
+//  1. On the first delivery to a folder (per process): make the missing
+//     directories (OpMkdir), then flush with fsync(2) the folder and each
+//     directory above it up to the spool root (OpDirFsync), so the new
+//     directory entries survive a crash.
+//  2. Create a uniquely named file in tmp/ with O_CREAT|O_EXCL (OpCreate).
+//  3. Write the whole message (OpWrite).
+//  4. fsync the file (OpFsync), then close it.
+//  5. Rename it into new/ under the same name (OpRename).
+//  6. fsync new/ (OpDirFsync).
+//
+// A nil error from Deliver therefore promises that the complete message
+// is in new/ and on stable storage: the LMTP door may answer 250. On any
+// error the file in tmp/ is removed, and a file that reached new/ before
+// a failed step 6 is removed again, so new/ never holds a message for
+// which Deliver failed, nor a partial one; the door answers 451 4.3.0, or
+// 452 4.3.1 when IsNoSpace reports a full disk or quota. (A reader that
+// picks a file up from new/ between steps 5 and 6 may still see it; the
+// sender's retry then makes a duplicate, never a loss.)
+//
+// File names follow the Maildir convention (https://cr.yp.to/proto/maildir.html
+// and Dovecot's extensions): <secs>.M<usec>P<pid>Q<counter>R<random>.<host>,S=<size>.
+package spool

@@ -1,0 +1,124 @@
+package spool
+
+import (
+	"strings"
+	"time"
+)
+
+// compose returns the content of the file Deliver stores for one
+// recipient, as pieces to write in order, and its size in bytes. The first
+// piece is the added header block; the others are sub-slices of m.data
+// (the kept parts of the header section, then the body), so a large
+// message is not copied.
+//
+// The added fields, in this order (see the package documentation):
+//
+//	Return-Path: <sender>
+//	Delivered-To: rcpt
+//	Received: from helo (remoteaddr)
+//		by hostname (listgate) with LMTP id ID
+//		for <rcpt>; date
+//	Message-ID: <generated>          (only when the message has none)
+//	Message-ID-Hash: hash
+//	X-Message-ID-Hash: hash
+//	X-MailFrom: sender
+func (m *Message) compose(env Envelope, hostname string, now time.Time) ([][]byte, int64) {
+	var b strings.Builder
+	b.Grow(320 + 2*len(env.Rcpt) + 2*len(env.Sender) + len(env.Helo) + len(m.msgID))
+
+	// RFC 5322 §3.6.7 and RFC 5321 §4.4: the reverse-path in angle
+	// brackets, "<>" for the null sender.
+	b.WriteString("Return-Path: <")
+	b.WriteString(clean(env.Sender))
+	b.WriteString(">\n")
+
+	// Postfix local(8) and Dovecot add Delivered-To with the recipient as
+	// delivered; we keep it exactly as received, extension included.
+	b.WriteString("Delivered-To: ")
+	b.WriteString(clean(env.Rcpt))
+	b.WriteString("\n")
+
+	// RFC 5321 §4.4 trace field, folded as Postfix folds its own.
+	helo := clean(env.Helo)
+	if helo == "" {
+		helo = "unknown"
+	}
+	b.WriteString("Received: from ")
+	b.WriteString(helo)
+	if env.RemoteAddr != "" {
+		b.WriteString(" (")
+		b.WriteString(clean(env.RemoteAddr))
+		b.WriteString(")")
+	}
+	b.WriteString("\n\tby ")
+	b.WriteString(clean(hostname))
+	b.WriteString(" (listgate) with LMTP")
+	if env.ID != "" {
+		b.WriteString(" id ")
+		b.WriteString(clean(env.ID))
+	}
+	b.WriteString("\n\t")
+	if env.Rcpt != "" {
+		b.WriteString("for <")
+		b.WriteString(clean(env.Rcpt))
+		b.WriteString(">")
+	}
+	b.WriteString("; ")
+	b.WriteString(now.Format(time.RFC1123Z)) // RFC 5322 §3.3 date-time
+	b.WriteString("\n")
+
+	// What Mailman's LMTP runner adds: a Message-ID when there is none,
+	// the hash of the Message-ID (twice, the X- form for older readers)
+	// and the envelope sender.
+	if m.addMsgID {
+		b.WriteString("Message-ID: ")
+		b.WriteString(m.msgID)
+		b.WriteString("\n")
+	}
+	b.WriteString("Message-ID-Hash: ")
+	b.WriteString(m.hash)
+	b.WriteString("\nX-Message-ID-Hash: ")
+	b.WriteString(m.hash)
+	b.WriteString("\nX-MailFrom: ")
+	if env.Sender == "" {
+		b.WriteString("<>") // as Mailman (aiosmtpd) records the null sender
+	} else {
+		b.WriteString(clean(env.Sender))
+	}
+	b.WriteString("\n")
+	if m.headerless {
+		// The message has no header section: keep its first line out of
+		// ours.
+		b.WriteString("\n")
+	}
+
+	added := []byte(b.String())
+	pieces := make([][]byte, 0, len(m.header)+2)
+	pieces = append(pieces, added)
+	size := int64(len(added))
+	for _, h := range m.header {
+		pieces = append(pieces, h)
+		size += int64(len(h))
+	}
+	if len(m.body) > 0 {
+		pieces = append(pieces, m.body)
+		size += int64(len(m.body))
+	}
+	return pieces, size
+}
+
+// clean makes an envelope value safe inside a header field: a CR, LF or
+// NUL (which no valid address, LHLO name or id contains, but which must
+// never start a new header line) becomes a space.
+func clean(s string) string {
+	if !strings.ContainsAny(s, "\r\n\x00") {
+		return s
+	}
+	b := []byte(s) // byte by byte: s need not be UTF-8
+	for i, c := range b {
+		if c == '\r' || c == '\n' || c == 0 {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
