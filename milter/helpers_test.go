@@ -1,0 +1,276 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+	"go.uber.org/goleak"
+
+	"github.com/listgate/listgate/internal/corpus"
+	"github.com/listgate/listgate/lists"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// networks are the two kinds of socket every door listens on.
+var networks = []string{"tcp", "unix"}
+
+// testServer is a Server listening on a real socket.
+type testServer struct {
+	*Server
+	network, addr string
+	logs          *recorder
+	served        chan error // Serve's result
+	serveOnce     sync.Once
+	serveErr      error
+}
+
+// serveResult waits for Serve to return and gives its error.
+func (ts *testServer) serveResult() error {
+	ts.serveOnce.Do(func() { ts.serveErr = <-ts.served })
+	return ts.serveErr
+}
+
+// startServer starts a Server on 127.0.0.1:0 ("tcp") or on a unix socket
+// in a temporary directory ("unix"), and shuts it down when the test ends.
+func startServer(t testing.TB, network string, opts Options) *testServer {
+	t.Helper()
+	var l net.Listener
+	var err error
+	switch network {
+	case "tcp":
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+	case "unix":
+		// A short directory: unix socket paths are limited to ~100 bytes.
+		l, err = net.Listen("unix", filepath.Join(shortTempDir(t), "milter.sock"))
+	default:
+		t.Fatalf("unknown network %q", network)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &recorder{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(logs)
+	}
+	if opts.Lists == nil {
+		opts.Lists = corpusSource(t)
+	}
+	ts := &testServer{Server: New(opts), network: network, addr: l.Addr().String(), logs: logs,
+		served: make(chan error, 1)}
+	go func() { ts.served <- ts.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ts.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := ts.serveResult(); !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return ts
+}
+
+// shortTempDir is t.TempDir under /tmp, whatever TMPDIR says, so unix
+// socket paths stay short.
+func shortTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "listgate-milter-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// corpusSource loads the verdict corpus lists directory.
+func corpusSource(t testing.TB) lists.Source {
+	t.Helper()
+	snap, err := lists.Load(corpus.ListsDir(), lists.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lists.Static{S: snap}
+}
+
+// loadCorpus reads the verdict corpus.
+func loadCorpus(t testing.TB) []corpus.Case {
+	t.Helper()
+	cases, err := corpus.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 40 {
+		t.Fatalf("corpus has %d cases; it lost some", len(cases))
+	}
+	return cases
+}
+
+// wantMilter is what the milter door must answer for a corpus case: a
+// continue for accepted and foreign recipients (the corpus codes are the
+// LMTP door's), otherwise the corpus code and enhanced code with lists'
+// text.
+func wantMilter(c corpus.Case) string {
+	switch c.Status {
+	case lists.Accept, lists.NotServed:
+		return "continue"
+	}
+	return fmt.Sprintf("%d %s %s", c.Code, c.Enhanced, c.Status.Reply().Text)
+}
+
+// answer renders a go-milter client Action the way wantMilter does.
+func answer(act *gomilter.Action) string {
+	switch act.Type {
+	case gomilter.ActionContinue:
+		return "continue"
+	case gomilter.ActionRejectWithCode:
+		return act.SMTPReply
+	}
+	return act.String()
+}
+
+// client opens a milter session to ts with d--j's own client, as an MTA
+// would, and closes it when the test ends. macros may be nil.
+func (ts *testServer) client(t *testing.T, macros gomilter.Macros, opts ...gomilter.Option) *gomilter.ClientSession {
+	t.Helper()
+	opts = append([]gomilter.Option{gomilter.WithReadTimeout(10 * time.Second)}, opts...)
+	s, err := gomilter.NewClient(ts.network, ts.addr, opts...).Session(macros)
+	if err != nil {
+		t.Fatalf("milter session: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.Conn("mx.example.net", gomilter.FamilyInet, 40000, "192.0.2.1"); err != nil {
+		t.Fatalf("Conn: %v", err)
+	}
+	if _, err := s.Helo("mx.example.net"); err != nil {
+		t.Fatalf("Helo: %v", err)
+	}
+	return s
+}
+
+// rcpt sends one RCPT and returns the rendered answer.
+func rcpt(t *testing.T, s *gomilter.ClientSession, addr string) string {
+	t.Helper()
+	act, err := s.Rcpt(addr, "")
+	if err != nil {
+		t.Fatalf("Rcpt(%q): %v", addr, err)
+	}
+	return answer(act)
+}
+
+// mail starts a transaction.
+func mail(t *testing.T, s *gomilter.ClientSession, esmtpArgs string) {
+	t.Helper()
+	act, err := s.Mail("sender@example.net", esmtpArgs)
+	if err != nil {
+		t.Fatalf("Mail: %v", err)
+	}
+	if act.Type != gomilter.ActionContinue {
+		t.Fatalf("Mail: %v, want continue", act)
+	}
+}
+
+// endMessage sends the rest of a message (DATA, end of headers, one body
+// chunk, end of message) and checks that the door accepts it.
+func endMessage(t *testing.T, s *gomilter.ClientSession) {
+	t.Helper()
+	for _, step := range []func() (*gomilter.Action, error){s.DataStart, s.HeaderEnd,
+		func() (*gomilter.Action, error) { return s.BodyChunk([]byte("hello\r\n")) }} {
+		if act, err := step(); err != nil || act.Type != gomilter.ActionContinue {
+			t.Fatalf("message: %v, %v; want continue", act, err)
+		}
+	}
+	if _, act, err := s.End(); err != nil || act.Type != gomilter.ActionAccept {
+		t.Fatalf("end of message: %v, %v; want accept", act, err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		case <-tick.C:
+		}
+	}
+}
+
+// recorder is a slog.Handler that keeps every record, for assertions.
+type recorder struct {
+	mu   sync.Mutex
+	recs []record
+}
+
+// record is one log line: its level, message and attributes as text.
+type record struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *recorder) WithGroup(string) slog.Handler            { return r }
+
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	attrs := make(map[string]string)
+	rec.Attrs(func(a slog.Attr) bool {
+		attrs[a.Key] = a.Value.String()
+		return true
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recs = append(r.recs, record{rec.Level, rec.Message, attrs})
+	return nil
+}
+
+// lines returns the records whose message is msg.
+func (r *recorder) lines(msg string) []record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []record
+	for _, rec := range r.recs {
+		if rec.msg == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// level returns the records at level l.
+func (r *recorder) level(l slog.Level) []record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.DeleteFunc(slices.Clone(r.recs), func(rec record) bool { return rec.level != l })
+}
+
+// String formats every record, for failure messages.
+func (r *recorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, rec := range r.recs {
+		fmt.Fprintf(&b, "%v %s %v\n", rec.level, rec.msg, rec.attrs)
+	}
+	return b.String()
+}

@@ -1,0 +1,70 @@
+package milter
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/listgate/listgate/lists"
+)
+
+// labelError is the verdict label of a recipient answered with the
+// internal-error tempfail (a panic, no snapshot).
+const labelError = "error"
+
+// metrics are the door's Prometheus collectors.
+type metrics struct {
+	rcpt           *prometheus.CounterVec
+	connections    prometheus.Gauge
+	panics         prometheus.Counter
+	protocolErrors prometheus.Counter
+}
+
+// newMetrics creates the collectors and registers them with reg, if any.
+// A collector already registered (a second Server on the same registry)
+// is shared.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		rcpt: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "listgate_milter_rcpt_total",
+			Help: "Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, error).",
+		}, []string{"verdict"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "listgate_milter_connections",
+			Help: "Milter connections from the MTA currently open.",
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "listgate_milter_panics_total",
+			Help: "Panics recovered while answering the MTA; each was answered with a tempfail.",
+		}),
+		protocolErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "listgate_milter_protocol_errors_total",
+			Help: "Milter connections closed because the MTA sent a malformed packet.",
+		}),
+	}
+	for _, st := range []lists.Status{lists.Accept, lists.Unknown, lists.NotServed, lists.Broken, lists.TooLarge} {
+		m.rcpt.WithLabelValues(st.String())
+	}
+	m.rcpt.WithLabelValues(labelError)
+	if reg == nil {
+		return m
+	}
+	m.rcpt = register(reg, m.rcpt)
+	m.connections = register(reg, m.connections)
+	m.panics = register(reg, m.panics)
+	m.protocolErrors = register(reg, m.protocolErrors)
+	return m
+}
+
+// register registers c with reg and returns the collector in use: c, or
+// the one registered before under the same name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if prev, ok := are.ExistingCollector.(C); ok {
+			return prev
+		}
+	}
+	return c
+}

@@ -1,0 +1,252 @@
+package milter
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	gomilter "github.com/d--j/go-milter"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/listgate/listgate/lists"
+)
+
+// TestCorpus runs the verdict corpus through the milter door with
+// go-milter's own client, over TCP and over a unix socket: first one
+// transaction per recipient, then every recipient in one transaction
+// (a refused recipient must not end the transaction), which then carries
+// a message to its end.
+func TestCorpus(t *testing.T) {
+	cases := loadCorpus(t)
+	for _, network := range networks {
+		t.Run(network, func(t *testing.T) {
+			ts := startServer(t, network, Options{})
+			s := ts.client(t, nil)
+
+			t.Run("transaction per recipient", func(t *testing.T) {
+				for _, c := range cases {
+					t.Run(c.Rcpt, func(t *testing.T) {
+						mail(t, s, "")
+						if got, want := rcpt(t, s, c.Rcpt), wantMilter(c); got != want {
+							t.Errorf("verdicts.txt:%d: RCPT %q: got %q, want %q", c.Line, c.Rcpt, got, want)
+						}
+						if err := s.Abort(nil); err != nil {
+							t.Fatalf("Abort: %v", err)
+						}
+					})
+				}
+			})
+
+			t.Run("one transaction", func(t *testing.T) {
+				mail(t, s, "")
+				for _, c := range cases {
+					if got, want := rcpt(t, s, c.Rcpt), wantMilter(c); got != want {
+						t.Errorf("verdicts.txt:%d: RCPT %q: got %q, want %q", c.Line, c.Rcpt, got, want)
+					}
+				}
+				endMessage(t, s)
+			})
+
+			// One info line per recipient, with the keys every door uses.
+			logged := ts.logs.lines("rcpt")
+			if len(logged) != 2*len(cases) {
+				t.Fatalf("%d rcpt log lines, want %d:\n%s", len(logged), 2*len(cases), ts.logs)
+			}
+			for i, rec := range logged {
+				c := cases[i%len(cases)]
+				want := map[string]string{"door": "milter", "rcpt": c.Rcpt, "list": c.List,
+					"verdict": c.Status.String(), "queue_id": ""}
+				for k, v := range want {
+					if rec.attrs[k] != v {
+						t.Errorf("log line %d for %q: %s=%q, want %q", i, c.Rcpt, k, rec.attrs[k], v)
+					}
+				}
+				if rec.attrs["verdict"] == "" {
+					t.Errorf("log line %d: no verdict", i)
+				}
+			}
+		})
+	}
+}
+
+// TestNegotiation checks what the door asks of an MTA offering everything
+// (Postfix with milter_protocol = 6) and that it still works with an MTA
+// speaking protocol 2 with none of the v6 flags (Postfix with
+// milter_protocol = 2).
+func TestNegotiation(t *testing.T) {
+	ts := startServer(t, "tcp", Options{})
+	tests := []struct {
+		name    string
+		opts    []gomilter.Option
+		want    gomilter.OptProtocol // must be negotiated
+		notWant gomilter.OptProtocol // must not be
+		actions gomilter.OptAction
+	}{
+		{
+			name: "v6",
+			want: wantProtocol,
+			notWant: gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoRcptReply |
+				gomilter.OptSkip | gomilter.OptRcptRej | gomilter.OptHeaderLeadingSpace,
+			actions: gomilter.OptSetMacros,
+		},
+		{
+			name: "v2",
+			opts: []gomilter.Option{gomilter.WithMaximumVersion(2), gomilter.WithActions(gomilter.OptAddHeader),
+				gomilter.WithProtocols(gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom |
+					gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoHeaders | gomilter.OptNoEOH)},
+			want:    gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoHeaders | gomilter.OptNoEOH | gomilter.OptNoBody,
+			notWant: gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoMailReply | gomilter.OptNoRcptReply,
+			actions: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := ts.client(t, nil, tt.opts...)
+			for bit := gomilter.OptProtocol(1); bit != 0 && bit <= gomilter.OptHeaderLeadingSpace; bit <<= 1 {
+				if tt.want&bit != 0 && !s.ProtocolOption(bit) {
+					t.Errorf("%v not negotiated", bit)
+				}
+				if tt.notWant&bit != 0 && s.ProtocolOption(bit) {
+					t.Errorf("%v negotiated", bit)
+				}
+			}
+			for bit := gomilter.OptAction(1); bit <= gomilter.OptSetMacros; bit <<= 1 {
+				if got, want := s.ActionOption(bit), tt.actions&bit != 0; got != want {
+					t.Errorf("action %v negotiated: %v, want %v", bit, got, want)
+				}
+			}
+			mail(t, s, "SIZE=100")
+			if got, want := rcpt(t, s, "nosuchlist@example.com"), "550 5.1.1 "+lists.ReplyUnknown.Text; got != want {
+				t.Errorf("RCPT: got %q, want %q", got, want)
+			}
+			if got := rcpt(t, s, "mylist@example.com"); got != "continue" {
+				t.Errorf("RCPT: got %q, want continue", got)
+			}
+		})
+	}
+}
+
+// TestQueueID checks that the queue ID macro Postfix sends at RCPT ({i})
+// is asked for and logged.
+func TestQueueID(t *testing.T) {
+	ts := startServer(t, "tcp", Options{})
+	macros := gomilter.NewMacroBag()
+	s := ts.client(t, macros)
+	mail(t, s, "")
+	macros.Set(gomilter.MacroQueueId, "4Xk2Lq0Zz9z1")
+	rcpt(t, s, "mylist@example.com")
+	logged := ts.logs.lines("rcpt")
+	if len(logged) != 1 || logged[0].attrs["queue_id"] != "4Xk2Lq0Zz9z1" {
+		t.Fatalf("log: %s; want one rcpt line with queue_id=4Xk2Lq0Zz9z1", ts.logs)
+	}
+}
+
+// TestMilterReply pins the exact answer for every verdict, as go-milter
+// puts it on the wire.
+func TestMilterReply(t *testing.T) {
+	tests := []struct {
+		status lists.Status
+		want   string
+	}{
+		{lists.Accept, "response=continue"},
+		{lists.NotServed, "response=continue"},
+		{lists.Unknown, `response=reply_code action=reject code=550 reason="550 5.1.1 Requested action not taken: mailbox unavailable"`},
+		{lists.Broken, `response=reply_code action=temp_fail code=451 reason="451 4.3.0 Temporary lookup failure"`},
+		{lists.TooLarge, `response=reply_code action=reject code=552 reason="552 5.3.4 Message size exceeds fixed limit"`},
+		{statusInternal, `response=reply_code action=temp_fail code=451 reason="451 4.3.0 Requested action aborted: local error in processing"`},
+		{lists.Status(200), `response=reply_code action=temp_fail code=451 reason="451 4.3.0 Requested action aborted: local error in processing"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.status.String(), func(t *testing.T) {
+			if got := milterReply(lists.Verdict{Status: tt.status}).String(); got != tt.want {
+				t.Errorf("milterReply(%v) = %s, want %s", tt.status, got, tt.want)
+			}
+		})
+	}
+}
+
+// flakyListener fails its first Accept calls with a transient error.
+type flakyListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptRetry checks that a transient Accept error (out of file
+// descriptors) does not stop the door, as it would stop go-milter's Serve.
+func TestAcceptRetry(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flakyListener{Listener: l}
+	fl.fails.Store(3)
+	logs := &recorder{}
+	ts := &testServer{Server: New(Options{Lists: corpusSource(t), Logger: slog.New(logs)}),
+		network: "tcp", addr: l.Addr().String(), logs: logs, served: make(chan error, 1)}
+	go func() { ts.served <- ts.Serve(fl) }()
+
+	s := ts.client(t, nil)
+	mail(t, s, "")
+	if got := rcpt(t, s, "mylist@example.com"); got != "continue" {
+		t.Errorf("RCPT: got %q", got)
+	}
+	if err := s.Abort(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(logs.level(slog.LevelError)); n != 3 {
+		t.Errorf("%d error lines, want one per failed Accept:\n%s", n, logs)
+	}
+	ts.shutdown(t)
+}
+
+// TestMetrics checks the counters by verdict and the connection gauge,
+// and that a second server on the same registry shares them.
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, "tcp", Options{Registerer: reg})
+	ts2 := startServer(t, "unix", Options{Registerer: reg})
+	s := ts.client(t, nil)
+	s2 := ts2.client(t, nil)
+	mail(t, s, "SIZE=20000")
+	mail(t, s2, "")
+	for _, addr := range []string{"mylist@example.com", "mylist-owner@example.com", "nosuchlist@example.com",
+		"mylist@not-ours.example", "broken@example.com", "announce@example.org"} {
+		rcpt(t, s, addr)
+	}
+	rcpt(t, s2, "mylist@example.com")
+
+	want := `
+# HELP listgate_milter_connections Milter connections from the MTA currently open.
+# TYPE listgate_milter_connections gauge
+listgate_milter_connections 2
+# HELP listgate_milter_rcpt_total Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, error).
+# TYPE listgate_milter_rcpt_total counter
+listgate_milter_rcpt_total{verdict="accept"} 3
+listgate_milter_rcpt_total{verdict="error"} 0
+listgate_milter_rcpt_total{verdict="not-served"} 1
+listgate_milter_rcpt_total{verdict="tempfail"} 1
+listgate_milter_rcpt_total{verdict="too-large"} 1
+listgate_milter_rcpt_total{verdict="unknown"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"listgate_milter_connections", "listgate_milter_rcpt_total"); err != nil {
+		t.Error(err)
+	}
+	for _, name := range []string{"listgate_milter_panics_total", "listgate_milter_protocol_errors_total"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 1 {
+			t.Errorf("%s: %d series, %v; want 1", name, n, err)
+		}
+	}
+}
