@@ -172,3 +172,6 @@ func (s Status) Reply() Reply {
 		return ReplyUnknown
 	}
 }
+
+// MarshalText makes a Status print by name in JSON logs and output.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

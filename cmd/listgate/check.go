@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/listgate/listgate/lists"
+)
+
+// check prints the verdict for each address, as every door would give it
+// (the LMTP door's reply), and returns exitRefused if any address is not
+// accepted.
+func check(args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlagSet("check", stderr)
+	var lf listsFlags
+	lf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: listgate check [flags] ADDRESS...\n\n"+
+			"Prints the verdict for each recipient address and the reply the LMTP door\n"+
+			"gives it. Exits 1 if any address is refused, tempfails or is not served.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return 0, err
+	}
+	if fs.NArg() == 0 {
+		return 0, fmt.Errorf("%w: give at least one ADDRESS", errUsage)
+	}
+	opts, err := lf.options()
+	if err != nil {
+		return 0, err
+	}
+	snap, err := lists.Load(lf.dir, opts)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range snap.Problems() {
+		fmt.Fprintf(stderr, "listgate check: warning: %v\n", p)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+	status := 0
+	for _, addr := range fs.Args() {
+		v := snap.Resolve(addr)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", addr, v.Status, describe(v))
+		if v.Status != lists.Accept {
+			status = exitRefused
+		}
+	}
+	return status, tw.Flush()
+}
+
+// describe says what a verdict means: the reply, and for an accepted
+// address the list, kind and extension.
+func describe(v lists.Verdict) string {
+	var b strings.Builder
+	b.WriteString(v.Status.Reply().String())
+	if v.List != "" {
+		fmt.Fprintf(&b, " list=%s", v.List)
+	}
+	if v.Kind != "" {
+		fmt.Fprintf(&b, " kind=%s", v.Kind)
+	}
+	if v.Extension != "" {
+		fmt.Fprintf(&b, " extension=%s", v.Extension)
+	}
+	if v.MaxMessageSize > 0 {
+		fmt.Fprintf(&b, " max_message_size=%d", v.MaxMessageSize)
+	}
+	return b.String()
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/listgate/listgate/internal/corpus"
+)
+
+// TestCheckCorpus runs the verdict corpus through `listgate check`: each
+// address alone, for its exit status, and all at once, for the output.
+func TestCheckCorpus(t *testing.T) {
+	cases, err := corpus.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.Rcpt, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			st := run([]string{"check", "--lists", corpus.ListsDir(), "--", c.Rcpt}, &out, &errb)
+			wantStatus := 0
+			if c.Code != 250 {
+				wantStatus = exitRefused
+			}
+			if st != wantStatus {
+				t.Errorf("verdicts.txt:%d: exit %d, want %d; stderr: %s", c.Line, st, wantStatus, errb.String())
+			}
+			fields := strings.Fields(out.String())
+			if len(fields) < 4 {
+				t.Fatalf("output %q", out.String())
+			}
+			if got, want := strings.Join(fields[:4], " "), fmt.Sprintf("%s %s %d %s", c.Rcpt, c.Status, c.Code, c.Enhanced); got != want {
+				t.Errorf("verdicts.txt:%d: got %q, want %q", c.Line, got, want)
+			}
+			for _, kv := range []struct{ k, v string }{{"list=", c.List}, {"kind=", string(c.Kind)}, {"extension=", c.Extension}} {
+				if kv.v != "" && !strings.Contains(out.String(), " "+kv.k+kv.v) {
+					t.Errorf("verdicts.txt:%d: output %q lacks %s%s", c.Line, out.String(), kv.k, kv.v)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckUsage(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		stderr string
+	}{
+		{"no address", []string{"check", "--lists", corpus.ListsDir()}, exitUsage, "give at least one ADDRESS"},
+		{"missing dir", []string{"check", "--lists", "/nonexistent/lists", "a@b.example"}, 1, "/nonexistent/lists"},
+		{"bad flag", []string{"check", "--nosuch", "a@b.example"}, exitUsage, "nosuch"},
+		{"empty delimiter", []string{"check", "--recipient-delimiter", "", "a@b.example"}, exitUsage, "--recipient-delimiter"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if st := run(tt.args, &out, &errb); st != tt.status {
+				t.Errorf("exit %d, want %d", st, tt.status)
+			}
+			if !strings.Contains(errb.String(), tt.stderr) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tt.stderr)
+			}
+		})
+	}
+}
+
+// TestListsCommand: `listgate lists` shows lists, their addresses and
+// every problem of the corpus directory.
+func TestListsCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if st := run([]string{"lists", "--lists", corpus.ListsDir()}, &out, &errb); st != 0 {
+		t.Fatalf("exit %d: %s", st, errb.String())
+	}
+	for _, want := range []string{
+		"announce@example.org\n",
+		"  address:     news@example.org",
+		"  address:     mylist@lists.example.com",
+		"  address:     straße@xn--bcher-kva.example",
+		"broken@example.com:1: unknown key \"descripton\"",
+		"README.txt: ignored: not a list name",
+		"dup@example.org is declared twice",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/listgate/listgate/lists"
+)
+
+// listLists prints every list with every address that reaches it, every
+// served domain, and every problem of the lists directory.
+func listLists(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("lists", stderr)
+	var lf listsFlags
+	lf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: listgate lists [flags]\n\n"+
+			"Prints every list, the addresses that reach it, the served domains and\n"+
+			"every problem in the lists directory.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	opts, err := lf.options()
+	if err != nil {
+		return err
+	}
+	snap, err := lists.Load(lf.dir, opts)
+	if err != nil {
+		return err
+	}
+	aliasDomains := make(map[string][]string)
+	for _, d := range snap.Domains() {
+		aliasDomains[d.Name] = d.Aliases
+	}
+	for _, l := range snap.Lists() {
+		fmt.Fprintf(stdout, "%s\n", l.Address)
+		fmt.Fprintf(stdout, "  file:        %s\n", l.File)
+		if l.Description != "" {
+			fmt.Fprintf(stdout, "  description: %s\n", l.Description)
+		}
+		fmt.Fprintf(stdout, "  list-id:     %s\n", l.ListID)
+		if l.MaxMessageSize > 0 {
+			fmt.Fprintf(stdout, "  max size:    %d bytes (posts)\n", l.MaxMessageSize)
+		}
+		for _, a := range append([]string{l.Address}, l.Aliases...) {
+			local, domain, _ := strings.Cut(a, "@")
+			domains := append([]string{domain}, aliasDomains[domain]...)
+			for _, d := range domains {
+				subs := make([]string, 0, len(lists.Kinds)+2)
+				for _, k := range lists.Kinds[1:] {
+					subs = append(subs, "-"+string(k))
+				}
+				fmt.Fprintf(stdout, "  address:     %s@%s (and %s, -subscribe, -unsubscribe)\n", local, d, strings.Join(subs, " "))
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "\n%d lists; served domains: %s\n", len(snap.Lists()), strings.Join(snap.ServedDomains(), " "))
+	if ps := snap.Problems(); len(ps) > 0 {
+		fmt.Fprintf(stdout, "\n%d problems:\n", len(ps))
+		for _, p := range ps {
+			fmt.Fprintf(stdout, "  %v\n", p)
+		}
+	}
+	return nil
+}
