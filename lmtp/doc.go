@@ -1,0 +1,110 @@
+// Package lmtp is listgate's LMTP door (RFC 2033): the delivery sink that
+// Postfix hands accepted list mail to. It is go-smtp's server in LMTP mode
+// with a session that resolves each recipient with lists and stores the
+// message with spool.
+//
+//	srv := lmtp.New(lmtp.Options{Lists: watcher, Spool: sp, Logger: log})
+//	go srv.Serve(ln) // TCP or unix socket
+//	defer srv.Shutdown(ctx)
+//
+// # What a 250 promises
+//
+// RFC 2033 §4.2: after the final "." of DATA the server gives one reply
+// per recipient that RCPT accepted, in RCPT order, each saying whether
+// the message was delivered to that recipient. Here each reply is the
+// result of that recipient's own durable delivery: 250 is sent only after
+// spool.Deliver returned nil, that is after the message was written in
+// tmp/, flushed, renamed into new/ and new/ was flushed (see package
+// spool). A 250 therefore means the message is on stable storage in that
+// recipient's folder; Postfix may then delete its copy. Every failure is a
+// tempfail for that recipient alone, so Postfix keeps the message and
+// retries it: nothing is lost, at worst a message is stored twice.
+//
+// The door never gives a 554: go-smtp turns any error from LMTPData that
+// is not an *smtp.SMTPError into "554 5.0.0", a permanent failure after
+// which the sender bounces the mail. Every reply is built by smtpError
+// from lists' verdict table.
+//
+// # Replies
+//
+//	when                          verdict      reply
+//	RCPT, list or sub-address     accept       250 (go-smtp's text)
+//	RCPT, unknown address         unknown      550 5.1.1 Requested action not taken: mailbox unavailable
+//	RCPT, domain not served       not-served   550 5.1.1 (same text)
+//	RCPT, list file broken        tempfail     451 4.3.0 Temporary lookup failure
+//	RCPT, SIZE= over a limit      too-large    552 5.3.4 Message size exceeds fixed limit
+//	MAIL, SIZE= over the global   (go-smtp)    552 5.3.4 Max message size exceeded
+//	DATA, stored                  accept       250 2.1.5 <rcpt> Ok
+//	DATA, over a limit            too-large    552 5.3.4 <rcpt> Message size exceeds fixed limit
+//	DATA, storage failed          -            451 4.3.0 <rcpt> Requested action aborted: local error in processing
+//	DATA, disk full or quota      -            452 4.3.1 <rcpt> Insufficient system storage
+//	DATA, data not received       -            451 4.3.0 (as storage failed)
+//	any command panics            -            451 4.3.0 (as storage failed)
+//
+// 2.1.5 after DATA is RFC 3463's "destination address valid", the code of
+// a positive delivery report. An accepted RCPT gets go-smtp's own
+// "250 2.0.0 I'll make sure <rcpt> gets this": go-smtp sends no other
+// text for an accepted recipient, and what counts is the reply after DATA.
+//
+// The verdict is taken at RCPT, with the snapshot current then (a reload
+// of the lists directory is seen at the next RCPT; no restart), and the
+// message is stored under it after DATA; it is not looked up again. That
+// is what the client was told: a list removed between RCPT and DATA still
+// gets the message it accepted.
+//
+// # Sizes
+//
+// MaxMessageSize (--max-message-size) is advertised in LHLO as SIZE (RFC
+// 1870) and applies to every recipient; a list's max_message_size applies
+// to its posting address only. Both are checked against MAIL FROM's SIZE=
+// at RCPT (RFC 1870 §6.2) and against the message as received after DATA,
+// counted in octets with CRLF line ends. A message over the global limit
+// is refused for every recipient. go-smtp's DATA reader stops at
+// MaxMessageSize octets before it has seen the end of data, so a message
+// of exactly MaxMessageSize octets is refused too (a go-smtp limit; one
+// octet less is accepted). Keep Postfix's message_size_limit below it.
+//
+// # Bytes
+//
+// The message reaches spool.ReadMessage as received, dot-unstuffed (RFC
+// 5321 §4.5.2) with its CRLF line ends, 8-bit and non-UTF-8 bytes, NUL,
+// lone CRs and bare LFs included; the spool turns each CRLF into LF. Only
+// CRLF ends a line, as RFC 5321 says: a "." after a bare LF is content.
+// Lines may be up to MaxLineLength octets (default 1 MiB, far beyond RFC
+// 5321's 1000, since a message is never refused for its content); a
+// longer line makes the message too large (552 5.3.4) and go-smtp ends the
+// connection.
+//
+// # Timeouts and shutdown
+//
+// ReadTimeout bounds the wait for each command; during DATA it bounds the
+// wait for each read of message bytes, so a large message sent slowly is
+// not cut off (go-smtp alone would apply it to the whole DATA phase).
+// Shutdown stops accepting, closes idle connections at once (Postfix
+// keeps LMTP connections open for reuse), lets transactions in flight
+// finish and then closes their connections, and when its context ends
+// closes whatever is left: no reply was sent for those, so the sender
+// retries.
+//
+// # BDAT
+//
+// go-smtp always advertises CHUNKING (RFC 3030); Postfix's LMTP client
+// does not use it, but BDAT works, with the same per-recipient replies.
+// go-smtp v0.25.1 has a race in BDAT: its goroutine reads connection state
+// without a lock. The session closes the case where a BDAT transfer
+// aborted by RSET or LHLO could pass its result to the next transaction
+// (see session.LMTPData). One case remains, invisible to the session: a
+// zero-length "BDAT 0" chunk followed at once by RSET or LHLO and a new
+// transaction can give that transaction's recipients a 451 while their
+// message is stored, so a retry stores it twice. No sequence of commands
+// gives a 250 for a message that is not on disk.
+//
+// # Logs and metrics
+//
+// One info line per verdict ("rcpt", with door, rcpt, list, verdict,
+// queue_id), one per delivery ("delivered", with the file), one error line
+// per failed delivery and per recovered panic (with the stack). Counters:
+// listgate_lmtp_recipients_total{verdict},
+// listgate_lmtp_deliveries_total{result} (delivered, too-large, tempfail,
+// no-space) and listgate_lmtp_panics_total.
+package lmtp

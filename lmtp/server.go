@@ -1,0 +1,294 @@
+package lmtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/spool"
+)
+
+// Defaults for the zero values of Options.
+const (
+	// DefaultMaxMessageSize is the global message size limit (the
+	// --max-message-size default): 64 MiB.
+	DefaultMaxMessageSize = 64 << 20
+	// DefaultMaxLineLength is the longest line, commands and message
+	// lines alike, CRLF included: 1 MiB. RFC 5321 §4.5.3.1.6 lets lines be
+	// 1000 octets; real mail is longer, and a message is never refused
+	// for its content, so the limit is only a bound on memory.
+	DefaultMaxLineLength = 1 << 20
+	// DefaultReadTimeout is how long the server waits for a command, or
+	// for the next bytes of a message: RFC 5321 §4.5.3.2.7 asks a server
+	// to wait at least 5 minutes.
+	DefaultReadTimeout = 5 * time.Minute
+	// DefaultWriteTimeout is how long the server waits to write a reply.
+	DefaultWriteTimeout = 5 * time.Minute
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("lmtp: server closed")
+
+// Options configure a Server. Lists and Spool are required.
+type Options struct {
+	// Lists gives the current snapshot of the lists directory; a
+	// *lists.Watcher or a lists.Static. It is asked once per RCPT.
+	Lists lists.Source
+	// Spool stores accepted messages.
+	Spool *spool.Spool
+	// Logger receives one info line per verdict and per delivery, and
+	// one error line per failed delivery or recovered panic. Nil
+	// discards.
+	Logger *slog.Logger
+	// Registerer, if set, gets the door's metrics (listgate_lmtp_...).
+	Registerer prometheus.Registerer
+	// Hostname is the name in the greeting and in the Received field.
+	// Default: os.Hostname().
+	Hostname string
+	// MaxMessageSize is the largest message accepted for any recipient,
+	// in bytes as received (CRLF line ends). It is advertised in LHLO as
+	// SIZE, enforced on MAIL FROM's SIZE= and on the data. Zero means
+	// DefaultMaxMessageSize.
+	MaxMessageSize int64
+	// MaxLineLength bounds every line read, CRLF included. Zero means
+	// DefaultMaxLineLength.
+	MaxLineLength int
+	// ReadTimeout bounds the wait for each command and, during DATA, for
+	// each read of message bytes: the deadline moves on as bytes arrive,
+	// so a large message sent slowly is not cut off. WriteTimeout bounds
+	// each reply. Zero means the default; negative means no timeout.
+	ReadTimeout, WriteTimeout time.Duration
+}
+
+// Server is the LMTP door: an RFC 2033 server that resolves each
+// recipient with lists and stores accepted mail in the spool. Its zero
+// value is not usable; call New.
+type Server struct {
+	lists       lists.Source
+	spool       *spool.Spool
+	log         *slog.Logger
+	m           *metrics
+	hostname    string
+	max         int64
+	readTimeout time.Duration
+	smtp        *smtp.Server
+
+	mu        sync.Mutex
+	closing   bool
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+}
+
+// New returns a Server for opts. It registers the door's metrics with
+// opts.Registerer (and panics, as prometheus.MustRegister does, if they
+// are registered twice).
+func New(opts Options) *Server {
+	s := &Server{
+		lists:    opts.Lists,
+		spool:    opts.Spool,
+		log:      opts.Logger,
+		m:        newMetrics(opts.Registerer),
+		hostname: opts.Hostname,
+		max:      opts.MaxMessageSize,
+		conns:    make(map[*conn]struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.hostname == "" {
+		s.hostname, _ = os.Hostname()
+		if s.hostname == "" {
+			s.hostname = "localhost"
+		}
+	}
+	if s.max <= 0 {
+		s.max = DefaultMaxMessageSize
+	}
+	lineMax := opts.MaxLineLength
+	if lineMax <= 0 {
+		lineMax = DefaultMaxLineLength
+	}
+	s.readTimeout = timeout(opts.ReadTimeout, DefaultReadTimeout)
+
+	srv := smtp.NewServer(backend{s})
+	srv.LMTP = true // RFC 2033: LHLO only, one reply per recipient after DATA
+	srv.Domain = s.hostname
+	srv.MaxMessageBytes = s.max // advertised as SIZE, checked on SIZE= and on the data
+	srv.MaxLineLength = lineMax
+	srv.EnableSMTPUTF8 = true // RFC 6531: addresses are passed on as received
+	srv.ReadTimeout = s.readTimeout
+	srv.WriteTimeout = timeout(opts.WriteTimeout, DefaultWriteTimeout)
+	srv.ErrorLog = errorLog{s.log}
+	s.smtp = srv
+	return s
+}
+
+func timeout(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0 // go-smtp: no deadline
+	}
+	return d
+}
+
+// Serve accepts LMTP connections on l (TCP or unix) until Shutdown, and
+// then returns ErrServerClosed. Any other error is the listener's.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+
+	err := s.smtp.Serve(&listener{Listener: l, srv: s})
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, closes
+// every idle connection (Postfix keeps LMTP connections open between
+// deliveries, and go-smtp's own Shutdown would wait for them forever),
+// lets each transaction in flight (from MAIL to the replies after DATA)
+// finish and closes its connection right after, and returns when every
+// connection is gone. If ctx ends first, it closes the remaining
+// connections, whose senders then retry (no 250 was given), and returns
+// ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.closing = true
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		if !c.busy {
+			c.Conn.Close()
+		}
+	}
+	s.mu.Unlock()
+
+	// go-smtp closes the listeners again (already closed: its error is
+	// ignored) and waits for every connection handler to return.
+	err := s.smtp.Shutdown(ctx)
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Conn.Close()
+		}
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// begin marks c busy at MAIL: Shutdown lets its transaction finish. It
+// reports false when the server is shutting down; c is then closed.
+func (s *Server) begin(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		c.Conn.Close()
+		return false
+	}
+	c.busy = true
+	return true
+}
+
+// end marks c idle when its transaction is over (after the replies to
+// DATA, or RSET), and closes it if the server is shutting down.
+func (s *Server) end(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.busy = false
+	if s.closing {
+		c.Conn.Close()
+	}
+}
+
+// listener tracks the connections it accepts, so Shutdown can close the
+// idle ones.
+type listener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{Conn: nc, srv: l.srv}
+	l.srv.mu.Lock()
+	closing := l.srv.closing
+	if !closing {
+		l.srv.conns[c] = struct{}{}
+	}
+	l.srv.mu.Unlock()
+	if closing {
+		nc.Close() // go-smtp's handler sees a closed connection and returns
+	}
+	return c, nil
+}
+
+// conn is one accepted connection.
+type conn struct {
+	net.Conn
+	srv *Server
+	// inData is set while a message is being read: each Read then moves
+	// the read deadline on. go-smtp sets the deadline once per command,
+	// so without this a large message sent slowly would hit ReadTimeout
+	// in the middle of DATA.
+	inData atomic.Bool
+	busy   bool // a transaction is open; guarded by srv.mu
+}
+
+func (c *conn) Read(b []byte) (int, error) {
+	if c.inData.Load() && c.srv.readTimeout > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.srv.readTimeout))
+	}
+	return c.Conn.Read(b)
+}
+
+// Close closes the connection and forgets it.
+func (c *conn) Close() error {
+	c.srv.mu.Lock()
+	delete(c.srv.conns, c)
+	c.srv.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// errorLog passes go-smtp's own error lines (a connection that failed,
+// an accept error) to slog.
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) {
+	e.log.Warn("lmtp connection", "door", "lmtp", "err", strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+func (e errorLog) Println(v ...any) {
+	e.log.Warn("lmtp connection", "door", "lmtp", "err", strings.TrimSpace(fmt.Sprintln(v...)))
+}

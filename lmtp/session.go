@@ -1,0 +1,317 @@
+package lmtp
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/spool"
+)
+
+// Pinned so that a change of go-smtp's interfaces cannot silently fall
+// back to its single-status Data path (one reply for all recipients: the
+// mistake of maddy's issue #453).
+var (
+	_ smtp.Backend     = backend{}
+	_ smtp.Session     = (*session)(nil)
+	_ smtp.LMTPSession = (*session)(nil)
+)
+
+// smtpError is the one place where the LMTP door builds a reply: every
+// reply it gives comes from lists' verdict table (DESIGN.md), never from
+// an error's text. go-smtp sends an *smtp.SMTPError as it is; any other
+// error after DATA would become a permanent 554 and the mail would bounce.
+func smtpError(r lists.Reply) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Text}
+}
+
+type backend struct{ srv *Server }
+
+// NewSession is called by go-smtp at LHLO.
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	s := &session{srv: b.srv, helo: c.Hostname()}
+	s.conn, _ = c.Conn().(*conn)
+	if addr := c.Conn().RemoteAddr(); addr != nil {
+		s.remote = addr.String()
+	}
+	return s, nil
+}
+
+// session is one LMTP connection after LHLO. go-smtp calls its methods
+// from the connection's goroutine, except LMTPData, which it runs in a
+// goroutine of its own (and which, with BDAT, can overlap a RSET): mu
+// guards the transaction.
+type session struct {
+	srv    *Server
+	conn   *conn // nil only if go-smtp hands us a connection we did not accept
+	helo   string
+	remote string
+
+	mu   sync.Mutex
+	tx   transaction
+	inTx bool // MAIL was accepted: the connection is busy
+
+	// data is held while LMTPData runs; Reset waits for it. See LMTPData.
+	data sync.Mutex
+	// aborted is the BDAT data of a transfer that ended without its last
+	// chunk; Reset waits until go-smtp has closed it. Guarded by mu.
+	aborted *io.PipeReader
+}
+
+// transaction is the state from MAIL to the end of DATA.
+type transaction struct {
+	id    string // queue id: logs and the Received field
+	from  string
+	size  int64 // MAIL FROM's SIZE=, 0 if not given
+	rcpts []recipient
+}
+
+// recipient is one accepted RCPT, with the verdict it was accepted under.
+type recipient struct {
+	rcpt string // exactly as received, the key go-smtp's StatusCollector wants
+	v    lists.Verdict
+}
+
+// Mail starts a transaction. go-smtp itself refuses a SIZE= above
+// MaxMessageBytes (552 5.3.4) before calling it.
+func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
+	defer s.recover("mail", &err)
+	var size int64
+	if opts != nil {
+		size = opts.Size
+	}
+	if size > s.srv.max {
+		return smtpError(lists.ReplyTooLarge)
+	}
+	if s.conn != nil && !s.srv.begin(s.conn) {
+		// Shutting down: the connection is closed; the client retries.
+		return smtpError(lists.ReplyLocalError)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inTx {
+		// A second MAIL in a transaction: go-smtp accepts it and keeps
+		// the recipients, and so must we, or they would get no status
+		// after DATA.
+		s.tx.from, s.tx.size = from, size
+		return nil
+	}
+	s.inTx = true
+	s.tx = transaction{id: queueID(), from: from, size: size}
+	return nil
+}
+
+// Rcpt resolves the recipient, raw as received, and answers with its
+// verdict (RFC 2033 §4.1: RCPT replies as in SMTP). The reply to an
+// accepted recipient is go-smtp's 250; the replies that count for an
+// accepted recipient come after DATA.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) (err error) {
+	defer s.recover("rcpt", &err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var v lists.Verdict
+	if snap := s.srv.lists.Snapshot(); snap != nil {
+		v = snap.Resolve(to)
+	} else {
+		v.Status = lists.Broken // no lists loaded: tempfail, as for a broken table
+	}
+	if s.tx.size > 0 {
+		// RFC 1870 §6.2: refuse at RCPT what cannot be accepted anyway.
+		v = v.CheckSize(s.tx.size, s.srv.max)
+	}
+	s.srv.logVerdict(to, v, s.tx.id)
+	if v.Status != lists.Accept {
+		return smtpError(v.Status.Reply())
+	}
+	s.tx.rcpts = append(s.tx.rcpts, recipient{rcpt: to, v: v})
+	return nil
+}
+
+// Data is go-smtp's single-status path. It is never used: in LMTP mode
+// go-smtp calls LMTPData, which the compile-time check above pins.
+func (s *session) Data(r io.Reader) error {
+	return smtpError(lists.ReplyLocalError)
+}
+
+// LMTPData reads the message once and then delivers it to each accepted
+// recipient in RCPT order, setting each recipient's status only after
+// its own delivery: 250 only once spool.Deliver has put the message on
+// stable storage (RFC 2033 §4.2; see the package documentation).
+//
+// The verdict is the one given at RCPT time: that is what the client was
+// told, and it is not looked up again. A list removed between RCPT and
+// DATA still gets the message it accepted, in its folder.
+//
+// go-smtp v0.25.1 runs LMTPData for BDAT (RFC 3030, which it always
+// advertises) in a goroutine that, after LMTPData returns, sends the
+// returned error to a channel it reads from the connection's state at
+// that moment, and then closes r. When RSET or LHLO aborts a BDAT
+// transfer and the client pipelines a new BDAT transaction, that error
+// can reach the new transaction, whose recipients go-smtp then answers
+// with it before their own delivery ran. Two defences:
+//
+//   - Reset (called by go-smtp's connection goroutine before it reads the
+//     next command) waits until LMTPData has returned and go-smtp has
+//     closed r, i.e. until the error went to the aborted transaction.
+//   - LMTPData always returns a 451 (after setting every status, so
+//     go-smtp ignores it otherwise): a stray result can only be a
+//     tempfail, never a 250 that no file stands behind.
+//
+// go-smtp also reads the status collector in that goroutine without a
+// lock, so "BDAT 0" followed at once by RSET can hand LMTPData a nil
+// collector; the SetStatus panic is recovered as any other. Postfix's LMTP
+// client does not use BDAT.
+func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error) {
+	s.data.Lock()
+	defer s.data.Unlock()
+	// go-smtp gives the returned error to every recipient left without a
+	// status (after a panic, or should its list of recipients ever differ
+	// from ours). It is never nil, so go-smtp never answers 250 on its own.
+	fallback := smtpError(lists.ReplyLocalError)
+	defer s.recover("data", &err)
+	s.mu.Lock()
+	tx := s.tx
+	tx.rcpts = append([]recipient(nil), s.tx.rcpts...)
+	s.mu.Unlock()
+
+	if s.conn != nil {
+		s.conn.inData.Store(true)
+		defer s.conn.inData.Store(false)
+	}
+	m, rerr := spool.ReadMessage(r)
+	if rerr != nil {
+		// Nothing was stored. A message over the global limit, or with a
+		// line longer than MaxLineLength, is refused for good (552 5.3.4);
+		// anything else (the client went away, a timeout) is a tempfail.
+		reply, result := lists.ReplyLocalError, resultTempfail
+		if errors.Is(rerr, smtp.ErrDataTooLarge) || errors.Is(rerr, smtp.ErrTooLongLine) {
+			reply, result = lists.ReplyTooLarge, resultTooLarge
+		}
+		s.srv.log.Warn("message not stored", "door", "lmtp", "queue_id", tx.id, "result", result, "err", rerr)
+		if pr, ok := r.(*io.PipeReader); ok {
+			s.mu.Lock()
+			s.aborted = pr
+			s.mu.Unlock()
+		}
+		for _, rc := range tx.rcpts {
+			s.srv.m.deliveries.WithLabelValues(result).Inc()
+			status.SetStatus(rc.rcpt, smtpError(reply))
+		}
+		return fallback
+	}
+	for _, rc := range tx.rcpts {
+		status.SetStatus(rc.rcpt, smtpError(s.deliver(m, tx, rc)))
+	}
+	return fallback
+}
+
+// deliver stores m for one recipient and returns its reply.
+func (s *session) deliver(m *spool.Message, tx transaction, rc recipient) lists.Reply {
+	// The list's own max_message_size applies to its posting address
+	// only (Verdict.MaxMessageSize is 0 for sub-addresses); the global
+	// limit to all.
+	if v := rc.v.CheckSize(m.Size(), s.srv.max); v.Status != lists.Accept {
+		s.srv.logVerdict(rc.rcpt, v, tx.id)
+		s.srv.m.deliveries.WithLabelValues(resultTooLarge).Inc()
+		return v.Status.Reply()
+	}
+	path, err := s.srv.spool.Deliver(m, spool.Envelope{
+		Sender: tx.from, Rcpt: rc.rcpt,
+		Domain: rc.v.Domain, Local: rc.v.Local, Kind: string(rc.v.Kind),
+		Helo: s.helo, RemoteAddr: s.remote, ID: tx.id,
+	})
+	if err != nil {
+		reply, result := lists.ReplyLocalError, resultTempfail
+		if spool.IsNoSpace(err) {
+			reply, result = lists.ReplyNoSpace, resultNoSpace
+		}
+		s.srv.m.deliveries.WithLabelValues(result).Inc()
+		s.srv.log.Error("delivery failed", "door", "lmtp", "rcpt", rc.rcpt, "list", rc.v.List,
+			"kind", string(rc.v.Kind), "queue_id", tx.id, "err", err)
+		return reply
+	}
+	s.srv.m.deliveries.WithLabelValues(resultDelivered).Inc()
+	s.srv.log.Info("delivered", "door", "lmtp", "rcpt", rc.rcpt, "list", rc.v.List,
+		"kind", string(rc.v.Kind), "queue_id", tx.id, "file", path, "bytes", m.Size())
+	// RFC 3463 §3.3: X.1.5 "destination address valid", the code for a
+	// positive delivery report.
+	return lists.ReplyAccept
+}
+
+// Reset ends the transaction: after the replies to DATA, on RSET and on
+// a second LHLO. go-smtp has already closed the data of an unfinished
+// BDAT transfer; Reset waits for its LMTPData to return (see LMTPData).
+func (s *session) Reset() {
+	s.data.Lock()
+	//lint:ignore SA2001 empty on purpose: it waits for LMTPData to return
+	s.data.Unlock()
+	s.mu.Lock()
+	aborted := s.aborted
+	s.aborted = nil
+	s.mu.Unlock()
+	if aborted != nil {
+		waitClosed(aborted)
+	}
+	s.mu.Lock()
+	s.tx = transaction{}
+	wasInTx := s.inTx
+	s.inTx = false
+	s.mu.Unlock()
+	if wasInTx && s.conn != nil {
+		s.srv.end(s.conn)
+	}
+}
+
+// waitClosed waits (at most a second) until go-smtp has closed the reader
+// side of an aborted BDAT transfer, which it does right after it has
+// passed on LMTPData's result. Its writer side is closed already, so a
+// Read returns at once: the writer's error until the reader is closed,
+// then io.ErrClosedPipe.
+func waitClosed(pr *io.PipeReader) {
+	deadline := time.Now().Add(time.Second)
+	for i := 0; ; i++ {
+		if _, err := pr.Read(nil); errors.Is(err, io.ErrClosedPipe) || time.Now().After(deadline) {
+			return
+		}
+		if i < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
+// Logout is called when the connection closes.
+func (s *session) Logout() error { return nil }
+
+// recover turns a panic in a session method into a 451 4.3.0 for that
+// command, and logs it once with its stack. The session and the server
+// go on.
+func (s *session) recover(cmd string, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	s.srv.m.panics.Inc()
+	s.srv.log.Error("panic", "door", "lmtp", "cmd", cmd, "err", fmt.Sprint(p), "stack", string(debug.Stack()))
+	*err = smtpError(lists.ReplyLocalError)
+}
+
+// logVerdict logs one line per verdict and counts it.
+func (s *Server) logVerdict(rcpt string, v lists.Verdict, id string) {
+	s.m.rcpts.WithLabelValues(v.Status.String()).Inc()
+	s.log.Info("rcpt", "door", "lmtp", "rcpt", rcpt, "list", v.List,
+		"verdict", v.Status.String(), "queue_id", id)
+}
+
+// queueID returns a new transaction id: 12 characters of base32, 60
+// random bits.
+func queueID() string { return rand.Text()[:12] }
