@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
+	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // List is one list as its file declares it. A List is immutable once it is
@@ -77,8 +78,9 @@ func (e *FileError) Error() string {
 func (e *FileError) Unwrap() error { return e.Err }
 
 // decodeStrict decodes TOML data into v, rejecting unknown keys, and turns
-// go-toml's errors into FileErrors with a line number.
-func decodeStrict(path string, data []byte, v any) error {
+// go-toml's errors into FileErrors with a line number. want says, per key,
+// what the key holds ("a string"), for the message of a wrong type.
+func decodeStrict(path string, data []byte, v any, want map[string]string) error {
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -94,16 +96,61 @@ func decodeStrict(path string, data []byte, v any) error {
 	if errors.As(err, &de) {
 		line, _ := de.Position()
 		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if key := de.Key(); len(key) > 0 && want[key[0]] != "" {
+			if got, ok := mismatch(msg); ok {
+				// go-toml names Go types ("struct field
+				// lists.listFile.Description of type string"); say it
+				// in the file's own terms.
+				msg = fmt.Sprintf("%s: want %s, got %s", key[0], want[key[0]], got)
+			}
+		}
 		return &FileError{File: path, Line: line, Err: errors.New(msg)}
 	}
 	return &FileError{File: path, Err: err}
 }
 
+// mismatch recognises go-toml's type mismatch messages and returns the
+// TOML type that was found, with its article ("an integer").
+func mismatch(msg string) (string, bool) {
+	var got string
+	switch {
+	case strings.HasPrefix(msg, "cannot decode TOML "):
+		got, _, _ = strings.Cut(strings.TrimPrefix(msg, "cannot decode TOML "), " into ")
+	case strings.HasPrefix(msg, "cannot store an array table "):
+		got = "array of tables"
+	case strings.HasPrefix(msg, "cannot store a table "):
+		got = "table"
+	default:
+		return "", false
+	}
+	if got == "" {
+		return "", false
+	}
+	if strings.ContainsRune("aeiou", rune(got[0])) {
+		return "an " + got, true
+	}
+	return "a " + got, true
+}
+
+// The types of the keys of list and domain files, as errors name them.
+var (
+	listKeyTypes = map[string]string{
+		"description":      "a string",
+		"list_id":          "a string",
+		"aliases":          "an array of address strings",
+		"max_message_size": "an integer or a string such as \"10MB\"",
+	}
+	domainKeyTypes = map[string]string{
+		"description": "a string",
+		"aliases":     "an array of domain strings",
+	}
+)
+
 // parseList parses the content of the list file at path, which declares
 // the canonical address addr ("local@domain").
 func parseList(path, addr string, data []byte, delims string) (*List, error) {
 	var f listFile
-	if err := decodeStrict(path, data, &f); err != nil {
+	if err := decodeStrict(path, data, &f, listKeyTypes); err != nil {
 		return nil, err
 	}
 	at := strings.LastIndexByte(addr, '@')
@@ -118,19 +165,19 @@ func parseList(path, addr string, data []byte, delims string) (*List, error) {
 	if l.ListID == "" {
 		l.ListID = l.Local + "." + l.Domain
 	}
-	for _, a := range f.Aliases {
+	for i, a := range f.Aliases {
 		local, domain, err := canonicalAddress(a, delims)
 		if err != nil {
-			return nil, &FileError{File: path, Line: keyLine(data, "aliases"), Err: fmt.Errorf("aliases: %w", err)}
+			return nil, &FileError{File: path, Line: valueLine(data, "aliases", i), Err: fmt.Errorf("aliases: %w", err)}
 		}
-		if c := local + "@" + domain; c != addr {
+		if c := local + "@" + domain; c != addr && !slices.Contains(l.Aliases, c) {
 			l.Aliases = append(l.Aliases, c)
 		}
 	}
 	if f.MaxMessageSize != nil {
 		n, err := parseSize(f.MaxMessageSize)
 		if err != nil {
-			return nil, &FileError{File: path, Line: keyLine(data, "max_message_size"), Err: fmt.Errorf("max_message_size: %w", err)}
+			return nil, &FileError{File: path, Line: valueLine(data, "max_message_size", -1), Err: fmt.Errorf("max_message_size: %w", err)}
 		}
 		l.MaxMessageSize = n
 	}
@@ -141,32 +188,57 @@ func parseList(path, addr string, data []byte, delims string) (*List, error) {
 // declares the canonical domain name.
 func parseDomain(path, name string, data []byte) (*Domain, error) {
 	var f domainFile
-	if err := decodeStrict(path, data, &f); err != nil {
+	if err := decodeStrict(path, data, &f, domainKeyTypes); err != nil {
 		return nil, err
 	}
 	d := &Domain{Name: name, File: path}
-	for _, a := range f.Aliases {
+	for i, a := range f.Aliases {
 		c, err := canonicalDomain(strings.TrimPrefix(a, "@"))
 		if err != nil {
-			return nil, &FileError{File: path, Line: keyLine(data, "aliases"), Err: fmt.Errorf("aliases: %w", err)}
+			return nil, &FileError{File: path, Line: valueLine(data, "aliases", i), Err: fmt.Errorf("aliases: %w", err)}
 		}
-		if c != name {
+		if c != name && !slices.Contains(d.Aliases, c) {
 			d.Aliases = append(d.Aliases, c)
 		}
 	}
 	return d, nil
 }
 
-// keyLine returns the 1-based line on which key is set in a TOML document,
-// or 0. It serves errors found after decoding, which go-toml cannot place.
-func keyLine(data []byte, key string) int {
-	for i, line := range bytes.Split(data, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if rest, ok := bytes.CutPrefix(line, []byte(key)); ok {
-			if rest = bytes.TrimSpace(rest); len(rest) > 0 && rest[0] == '=' {
-				return i + 1
+// valueLine returns the 1-based line of the value of the top-level key in
+// a TOML document that has decoded, or of its elem'th element when elem >=
+// 0 and the value is an array; 0 if not found. It places errors found
+// after decoding, which go-toml cannot place.
+func valueLine(data []byte, key string, elem int) int {
+	var p unstable.Parser
+	p.Reset(data)
+	for p.NextExpression() {
+		expr := p.Expression()
+		k := expr.Key()
+		match := k.Next() && string(k.Node().Data) == key && k.IsLast()
+		switch expr.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			if match {
+				return p.Shape(k.Node().Raw).Start.Line // [key]: a table
+			}
+			return 0 // past the top-level keys
+		case unstable.KeyValue:
+		default:
+			continue
+		}
+		if !match {
+			continue
+		}
+		line := p.Shape(k.Node().Raw).Start.Line
+		v := expr.Value()
+		if elem < 0 || v.Kind != unstable.Array {
+			return line
+		}
+		for i, it := 0, v.Children(); it.Next(); i++ {
+			if n := it.Node(); i == elem && n.Raw.Length > 0 {
+				return p.Shape(n.Raw).Start.Line
 			}
 		}
+		return line
 	}
 	return 0
 }
@@ -189,19 +261,36 @@ func parseSize(v any) (int64, error) {
 	switch v := v.(type) {
 	case int64:
 		if v < 0 {
-			return 0, fmt.Errorf("size %d is negative", v)
+			return 0, fmt.Errorf("invalid size %d: negative", v)
 		}
 		return v, nil
 	case string:
 		return ParseSize(v)
 	}
-	return 0, fmt.Errorf("want bytes (an integer) or a string such as \"10MB\", got %v", v)
+	return 0, fmt.Errorf("want bytes (an integer) or a string such as \"10MB\", got %s", tomlType(v))
 }
 
-// ParseSize parses a size such as "65536", "10MB" (10,000,000 bytes) or
-// "64MiB" (67,108,864 bytes) and returns it in bytes. Units, in any case:
-// B, K/KB, M/MB, G/GB (powers of 1000) and KiB, MiB, GiB (powers of 1024).
-// It returns an error for a negative, fractional-byte or overflowing size.
+// tomlType names the TOML type of a value go-toml decoded into an any.
+func tomlType(v any) string {
+	switch v.(type) {
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	}
+	return "a date or time"
+}
+
+// ParseSize parses a size such as "65536", "10MB" (10,000,000 bytes),
+// "64MiB" (67,108,864 bytes) or "1.5KiB" (1,536 bytes) and returns it in
+// bytes. The number is decimal digits with an optional fraction; units, in
+// any case: B, K/KB, M/MB, G/GB (powers of 1000) and KiB, MiB, GiB (powers
+// of 1024). It returns an error for a negative, fractional-byte or
+// overflowing size. The arithmetic is exact: "1.001KB" is 1,001 bytes.
 func ParseSize(s string) (int64, error) {
 	t := strings.ToLower(strings.TrimSpace(s))
 	mult := int64(1)
@@ -211,18 +300,39 @@ func ParseSize(s string) (int64, error) {
 			break
 		}
 	}
-	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || t == "" || strings.ContainsAny(t, "eEnN") {
+	if strings.HasPrefix(t, "-") && decimal(t[1:]) {
+		return 0, fmt.Errorf("invalid size %q: negative", s)
+	}
+	if !decimal(t) {
 		return 0, fmt.Errorf("invalid size %q: want a number of bytes with an optional unit such as MB or MiB", s)
 	}
-	n := f * float64(mult)
-	switch {
-	case n < 0:
-		return 0, fmt.Errorf("invalid size %q: negative", s)
-	case n > math.MaxInt64/2:
-		return 0, fmt.Errorf("invalid size %q: too large", s)
-	case n != math.Trunc(n):
-		return 0, fmt.Errorf("invalid size %q: not a whole number of bytes", s)
+	n, ok := new(big.Rat).SetString(t)
+	if !ok {
+		return 0, fmt.Errorf("invalid size %q: want a number of bytes with an optional unit such as MB or MiB", s)
 	}
-	return int64(n), nil
+	n.Mul(n, new(big.Rat).SetInt64(mult))
+	switch {
+	case !n.IsInt():
+		return 0, fmt.Errorf("invalid size %q: not a whole number of bytes", s)
+	case !n.Num().IsInt64():
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	return n.Num().Int64(), nil
+}
+
+// decimal reports whether s is digits with at most one '.' among or after
+// them: "10", "1.5", "2.". No sign, exponent, base prefix or '_'.
+func decimal(s string) bool {
+	digits, dots := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && dots == 0:
+			dots++
+		default:
+			return false
+		}
+	}
+	return digits > 0
 }

@@ -24,21 +24,34 @@ const (
 // backups and swap files, patch rejects, package-manager leftovers.
 var ignoredSuffixes = []string{"~", ".swp", ".tmp", ".bak", ".orig", ".rej", ".rpmnew", ".rpmsave"}
 
-// ignoredName reports whether a directory entry is skipped silently.
+// ignoredName reports whether a directory entry is skipped silently. The
+// suffixes match in any case, as names do: "x@example.org.BAK" is a backup,
+// not a list of the domain "example.org.bak".
 func ignoredName(name string) bool {
 	if name == "" || name[0] == '.' {
 		return true // dotfiles, Kubernetes ..data and ..2024_… directories
 	}
 	for _, s := range ignoredSuffixes {
-		if strings.HasSuffix(name, s) {
+		if len(name) >= len(s) && strings.EqualFold(name[len(name)-len(s):], s) {
 			return true
 		}
 	}
 	// foo.dpkg-old, foo.dpkg-dist, foo.dpkg-new, foo.dpkg-tmp, ...
-	if i := strings.LastIndex(name, ".dpkg-"); i >= 0 && !strings.Contains(name[i:], "@") {
+	if i := lastIndexFold(name, ".dpkg-"); i >= 0 && !strings.Contains(name[i:], "@") {
 		return true
 	}
 	return false
+}
+
+// lastIndexFold is strings.LastIndex for an ASCII lower-case sub, matching
+// s in any case.
+func lastIndexFold(s, sub string) int {
+	for i := len(s) - len(sub); i >= 0; i-- {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 // classify judges a directory entry by its name alone and, for a list or
@@ -100,7 +113,8 @@ func canonicalLocal(local, delims string) (string, error) {
 		}
 	}
 	if i := strings.IndexAny(local, delims); delims != "" && i >= 0 {
-		return "", fmt.Errorf("local part %q contains the recipient delimiter %q: mail to it would be cut at %q", local, local[i], local[:i])
+		r, _ := utf8.DecodeRuneInString(local[i:])
+		return "", fmt.Errorf("local part %q contains the recipient delimiter %q: mail to it would be cut at %q", local, r, local[:i])
 	}
 	return strings.ToLower(local), nil
 }
@@ -112,6 +126,9 @@ func canonicalDomain(d string) (string, error) {
 	d = strings.TrimSuffix(d, ".")
 	if d == "" {
 		return "", errors.New("empty domain")
+	}
+	if !utf8.ValidString(d) {
+		return "", fmt.Errorf("domain %q is not valid UTF-8", d)
 	}
 	if isLowerASCII(d) {
 		if err := checkLDH(d); err != nil {

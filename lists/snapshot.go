@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -27,6 +28,7 @@ type Snapshot struct {
 	doms     []*Domain               // domain files that parsed, sorted
 	problems []*FileError            // sorted by file
 	entries  map[string]*entry       // by directory entry name
+	claims   map[string]bool         // every address a list claims as an alias
 }
 
 // domainIndex holds the addresses of one served domain. An alias domain
@@ -41,6 +43,7 @@ type domainIndex struct {
 type target struct {
 	list   *List
 	broken bool
+	owner  *entry // the one list file that decides it; nil for aliases and duplicates
 }
 
 // Source gives the current snapshot. A Watcher is a Source; so is a fixed
@@ -57,7 +60,7 @@ type Static struct{ S *Snapshot }
 func (s Static) Snapshot() *Snapshot { return s.S }
 
 // Generation counts the reloads that produced this snapshot: the first
-// load is 1, and each reload that changed anything adds one.
+// load is 1, and each reload adds one, whether or not anything changed.
 func (s *Snapshot) Generation() uint64 { return s.gen }
 
 // Lists returns every list whose file has parsed at least once, sorted by
@@ -89,7 +92,8 @@ func (s *Snapshot) Delimiters() string { return s.delims }
 // build turns directory entries into a snapshot. It never fails: every
 // conflict becomes a problem and, where it decides a recipient, a tempfail.
 func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
-	s := &Snapshot{gen: gen, delims: delims, domains: make(map[string]*domainIndex), entries: entries}
+	s := &Snapshot{gen: gen, delims: delims, domains: make(map[string]*domainIndex), entries: entries,
+		claims: make(map[string]bool)}
 	byAddr := make(map[string][]*entry, len(entries))
 	for _, e := range entries {
 		if e.err != nil {
@@ -133,37 +137,43 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 		at := strings.LastIndexByte(addr, '@')
 		d := index(addr[at+1:])
 		l := e.list
-		if len(es) > 1 || l == nil {
+		if len(es) > 1 {
 			pl := &List{Address: addr, Local: addr[:at], Domain: addr[at+1:], File: e.path}
 			d.locals[addr[:at]] = target{list: pl, broken: true}
 			continue
 		}
-		d.locals[l.Local] = target{list: l}
+		d.locals[addr[:at]] = e.target()
+		if l == nil {
+			continue
+		}
 		s.lists = append(s.lists, l)
 		if len(l.Aliases) > 0 {
 			aliased = append(aliased, l)
 		}
 	}
 	slices.SortFunc(s.lists, func(a, b *List) int { return cmp.Compare(a.Address, b.Address) })
-	// List aliases: another name for the list; a real list always wins.
+	// List aliases: another name for the list; a real list always wins,
+	// and an alias two lists claim tempfails.
 	slices.SortFunc(aliased, func(a, b *List) int { return cmp.Compare(a.Address, b.Address) })
+	claimedBy := make(map[string]*List) // alias → the first list to claim it
 	for _, l := range aliased {
 		for _, a := range l.Aliases {
+			s.claims[a] = true
 			at := strings.LastIndexByte(a, '@')
 			d := index(a[at+1:])
-			t, taken := d.locals[a[:at]]
-			switch {
-			case !taken:
-				d.locals[a[:at]] = target{list: l}
-			case t.list != l && t.list.Address != a:
-				// Two lists claim the same alias: neither gets it.
+			if first, ok := claimedBy[a]; ok {
 				s.problems = append(s.problems, &FileError{File: l.File,
-					Err: fmt.Errorf("alias %s is also claimed by %s: it tempfails until one claim is removed", a, t.list.File)})
+					Err: fmt.Errorf("alias %s is also claimed by %s: it tempfails until one claim is removed", a, first.File)})
 				d.locals[a[:at]] = target{list: &List{Address: a, Local: a[:at], Domain: a[at+1:], File: l.File}, broken: true}
-			case t.list != l:
+				continue
+			}
+			if t, taken := d.locals[a[:at]]; taken {
 				s.problems = append(s.problems, &FileError{File: l.File,
 					Err: fmt.Errorf("alias %s is ignored: %s is a list of its own", a, t.list.File)})
+				continue
 			}
+			claimedBy[a] = l
+			d.locals[a[:at]] = target{list: l}
 		}
 	}
 	// Alias domains share their domain's index; a served domain wins.
@@ -192,10 +202,149 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 			}
 		}
 	}
-	slices.SortFunc(s.problems, func(a, b *FileError) int {
+	sortProblems(s.problems)
+	return s
+}
+
+// target is what a list entry that is the only one for its address
+// decides: its list, or a tempfail while its file has never parsed.
+func (e *entry) target() target {
+	if e.list == nil {
+		at := strings.LastIndexByte(e.addr, '@')
+		pl := &List{Address: e.addr, Local: e.addr[:at], Domain: e.addr[at+1:], File: e.path}
+		return target{list: pl, broken: true, owner: e}
+	}
+	return target{list: e.list, owner: e}
+}
+
+// change is one directory entry re-read by a reload: what it was and what
+// it is now (nil when absent or ignored).
+type change struct{ old, new *entry }
+
+// maxIncremental bounds the changes update applies one by one; a larger
+// batch is cheaper to build afresh.
+const maxIncremental = 256
+
+// update returns the snapshot that build(entries, s.delims, gen) would
+// return, where entries are s's entries with changes applied, at a cost
+// that does not grow with the number of lists: it copies s and patches
+// the addresses the changes touch. That is only done where no other file
+// has a say in those addresses: list files without aliases, whose address
+// no other file declares or claims as an alias, in a domain that stays
+// served on its own; and names that are not lists (problems only). For
+// anything else (domain files, aliases, duplicates, a domain appearing or
+// disappearing) it returns nil and the caller builds afresh.
+func (s *Snapshot) update(entries map[string]*entry, changes []change, gen uint64) *Snapshot {
+	if len(changes) > maxIncremental {
+		return nil
+	}
+	simple := func(e *entry) bool {
+		return e == nil || e.kind == nameInvalid || e.kind == nameList && (e.list == nil || len(e.list.Aliases) == 0)
+	}
+	seen := make(map[string]bool, len(changes))
+	removed := make(map[string]int) // domain → locals removed
+	for _, c := range changes {
+		if !simple(c.old) || !simple(c.new) {
+			return nil
+		}
+		e := c.new
+		if e == nil || e.kind != nameList {
+			e = c.old
+		}
+		if e == nil || e.kind != nameList {
+			continue // a problem at most
+		}
+		addr := e.addr
+		at := strings.LastIndexByte(addr, '@')
+		local, domain := addr[:at], addr[at+1:]
+		d := s.domains[domain]
+		if seen[addr] || s.claims[addr] || d == nil || d.name != domain {
+			return nil
+		}
+		seen[addr] = true
+		t, taken := d.locals[local]
+		switch {
+		case c.old != nil && c.old.kind == nameList:
+			if !taken || t.owner != c.old {
+				return nil // declared twice
+			}
+			if c.new == nil || c.new.kind != nameList {
+				if removed[domain]++; removed[domain] >= len(d.locals) {
+					return nil // the domain may no longer be served
+				}
+			}
+		case taken:
+			return nil // a new file for an address already decided
+		}
+	}
+
+	n := *s
+	n.gen, n.entries = gen, entries
+	// The domains and each index a change touches are copied on first
+	// write; s stays as it was.
+	cloned := make(map[*domainIndex]*domainIndex)
+	index := func(domain string) *domainIndex {
+		d := s.domains[domain]
+		if c := cloned[d]; c != nil {
+			return c
+		}
+		if len(cloned) == 0 {
+			n.domains = maps.Clone(s.domains)
+		}
+		c := &domainIndex{name: d.name, locals: maps.Clone(d.locals)}
+		cloned[d] = c
+		for name, x := range n.domains { // alias domains share the index
+			if x == d {
+				n.domains[name] = c
+			}
+		}
+		return c
+	}
+	n.lists = slices.Clone(s.lists)
+	byAddress := func(l *List, addr string) int { return cmp.Compare(l.Address, addr) }
+	var gone []*FileError
+	for _, c := range changes {
+		if c.old != nil && c.old.err != nil {
+			gone = append(gone, c.old.err)
+		}
+		if c.old != nil && c.old.kind == nameList && c.old.list != nil {
+			if i, ok := slices.BinarySearchFunc(n.lists, c.old.addr, byAddress); ok {
+				n.lists = slices.Delete(n.lists, i, i+1)
+			}
+		}
+		e := c.new
+		if e == nil || e.kind != nameList {
+			e = c.old
+		}
+		if e == nil || e.kind != nameList {
+			continue
+		}
+		at := strings.LastIndexByte(e.addr, '@')
+		d := index(e.addr[at+1:])
+		if c.new == nil || c.new.kind != nameList {
+			delete(d.locals, e.addr[:at])
+			continue
+		}
+		d.locals[e.addr[:at]] = c.new.target()
+		if l := c.new.list; l != nil {
+			i, _ := slices.BinarySearchFunc(n.lists, l.Address, byAddress)
+			n.lists = slices.Insert(n.lists, i, l)
+		}
+	}
+	n.problems = slices.DeleteFunc(slices.Clone(s.problems), func(p *FileError) bool { return slices.Contains(gone, p) })
+	for _, c := range changes {
+		if c.new != nil && c.new.err != nil {
+			n.problems = append(n.problems, c.new.err)
+		}
+	}
+	sortProblems(n.problems)
+	return &n
+}
+
+func sortProblems(ps []*FileError) {
+	slices.SortFunc(ps, func(a, b *FileError) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Error(), b.Error()))
 	})
-	return s
 }
 
 // Resolve turns a recipient, exactly as a door received it, into a
@@ -211,7 +360,10 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 //     list before it: that list's sub-address.
 //  5. Else unknown (or not served, when the domain is not served).
 //
-// For an all-ASCII recipient Resolve does not allocate.
+// For an all-ASCII recipient whose local part (up to the delimiter) and
+// domain fit in 255 octets together, as RFC 5321 §4.5.3.1.3 paths do,
+// Resolve does not allocate; longer or non-ASCII ones allocate the folded
+// key.
 func (s *Snapshot) Resolve(rcpt string) Verdict {
 	addr := strings.TrimPrefix(strings.TrimSuffix(rcpt, ">"), "<")
 	at := strings.LastIndexByte(addr, '@')
@@ -221,7 +373,8 @@ func (s *Snapshot) Resolve(rcpt string) Verdict {
 	local, domain := addr[:at], strings.TrimSuffix(addr[at+1:], ".")
 	var ext string
 	if i := strings.IndexAny(local, s.delims); i >= 0 && s.delims != "" {
-		local, ext = local[:i], local[i+1:]
+		_, size := utf8.DecodeRuneInString(local[i:]) // a delimiter may be any character
+		local, ext = local[:i], local[i+size:]
 	}
 	var buf [256]byte
 	var key []byte // lower-case local, '@', lower-case domain
@@ -245,7 +398,9 @@ func (s *Snapshot) Resolve(rcpt string) Verdict {
 	if t, ok := d.locals[string(lkey)]; ok {
 		return t.verdict(Post, ext)
 	}
-	if dash := lastDash(lkey); dash > 0 {
+	// A suffix longer than any sub-address name is not one; checking first
+	// keeps string(suffix) from allocating (beyond 32 bytes it would).
+	if dash := lastDash(lkey); dash > 0 && len(lkey)-dash-1 <= len("unsubscribe") {
 		if kind := subaddress(string(lkey[dash+1:])); kind != noSuffix {
 			if t, ok := d.locals[string(lkey[:dash])]; ok {
 				return t.verdict(kind, ext)
@@ -273,7 +428,14 @@ func (t target) verdict(kind Kind, ext string) Verdict {
 // long local part. A U-label domain becomes its A-label form. It returns
 // nil when the domain is not a valid IDNA name.
 func slowKey(local, domain string) []byte {
-	local = strings.ToLower(local)
+	if utf8.ValidString(local) {
+		local = strings.ToLower(local)
+	} else {
+		// strings.ToLower would turn each invalid byte into U+FFFD and
+		// so reach a list named "\ufffd@…". No list name is invalid
+		// UTF-8: fold only ASCII, and the lookup misses.
+		local = string(appendLower(nil, local))
+	}
 	if isASCII(domain) {
 		domain = strings.ToLower(domain)
 	} else {

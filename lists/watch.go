@@ -244,14 +244,26 @@ func (w *Watcher) reloadNames(names map[string]bool) {
 	start := time.Now()
 	old := w.snap.Load()
 	entries := maps.Clone(old.entries)
+	changes := make([]change, 0, len(names))
 	for name := range names {
-		if e := readEntry(w.dir, name, w.delims, old.entries[name], true); e != nil {
+		prev := old.entries[name]
+		e := readEntry(w.dir, name, w.delims, prev, true)
+		if e != nil {
 			entries[name] = e
 		} else {
 			delete(entries, name)
 		}
+		if e != prev {
+			changes = append(changes, change{old: prev, new: e})
+		}
 	}
-	w.publish(build(entries, w.delims, old.gen+1), "change", start)
+	// Most changes touch one list: patch the old snapshot. Otherwise
+	// build afresh, as a full rescan does.
+	s := old.update(entries, changes, old.gen+1)
+	if s == nil {
+		s = build(entries, w.delims, old.gen+1)
+	}
+	w.publish(s, "change", start)
 }
 
 // reloadAll rescans the whole directory. With force false, files whose

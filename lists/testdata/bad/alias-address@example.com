@@ -1,0 +1,4 @@
+aliases = [
+  "old@example.com",
+  "no-at-sign",
+]

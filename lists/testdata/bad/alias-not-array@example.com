@@ -1,0 +1,1 @@
+aliases = "old@example.com"

@@ -1,0 +1,4 @@
+aliases = [
+  "old@example.com",
+  42,
+]

@@ -1,0 +1,4 @@
+description = """
+multi-line
+text"""
+"aliases" = ["../etc@example.com"]

@@ -1,0 +1,1 @@
+max_message_size = 1.5

@@ -1,0 +1,2 @@
+description = "negative"
+max_message_size = -1

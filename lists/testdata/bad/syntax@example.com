@@ -1,0 +1,3 @@
+# a comment
+description = "x"
+list_id = = "y"

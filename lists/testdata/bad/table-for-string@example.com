@@ -1,0 +1,3 @@
+description = "x"
+
+[list_id]

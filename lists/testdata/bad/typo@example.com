@@ -1,0 +1,2 @@
+description = "ok"
+descripton = "typo"

@@ -1,0 +1,1 @@
+description = 3
