@@ -44,11 +44,13 @@ type Watcher struct {
 	log    *slog.Logger
 	m      *watchMetrics
 
-	snap   atomic.Pointer[Snapshot]
-	rescan chan bool // true: force re-reading every file
-	done   chan struct{}
-	wg     sync.WaitGroup
-	fsw    *fsnotify.Watcher
+	snap      atomic.Pointer[Snapshot]
+	rescan    chan bool // true: force re-reading every file
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+	fsw       *fsnotify.Watcher
 
 	mu       sync.Mutex // serialises reloads (run loop and Rescan callers)
 	problems map[string]bool
@@ -115,16 +117,14 @@ func (w *Watcher) Rescan() {
 
 // Close stops watching and waits for the watcher's goroutine to end. The
 // last snapshot stays readable.
+// It is safe to call more than once, from any goroutine.
 func (w *Watcher) Close() error {
-	select {
-	case <-w.done:
-		return nil
-	default:
-	}
-	close(w.done)
-	err := w.fsw.Close()
-	w.wg.Wait()
-	return err
+	w.closeOnce.Do(func() {
+		close(w.done)
+		w.closeErr = w.fsw.Close()
+		w.wg.Wait()
+	})
+	return w.closeErr
 }
 
 func (w *Watcher) run() {
