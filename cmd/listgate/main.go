@@ -7,6 +7,7 @@
 //	listgate serve [flags]          run every door (LMTP, milter, ...)
 //	listgate check [flags] ADDR...  print the verdict for each address
 //	listgate lists [flags]          print every list and every problem
+//	listgate postfix [flags]        print main.cf lines for Postfix (--check: judge postconf -n)
 //	listgate version                print the version
 //
 // Run "listgate COMMAND -h" for a command's flags.
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		status, err = check(rest, stdout, stderr)
 	case "lists":
 		err = listLists(rest, stdout, stderr)
+	case "postfix":
+		status, err = postfixCmd(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "-help", "--help":
@@ -79,6 +82,7 @@ commands:
   serve            run the LMTP sink, the milter and the other doors
   check ADDRESS... print the verdict for each address (exit 1 if any is refused)
   lists            print every list, its addresses, and every problem
+  postfix          print main.cf lines for Postfix; --check judges postconf -n output
   version          print the version
 
 Run "listgate COMMAND -h" for a command's flags.

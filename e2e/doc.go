@@ -1,0 +1,32 @@
+// Package e2e holds listgate's end-to-end tests. Real SMTP clients
+// (go-smtp's, swaks, Python's smtplib) talk to a private, real Postfix
+// (internal/postfixtest), which asks the listgate binary, built from
+// cmd/listgate and run as `listgate serve`, at RCPT TO over the milter
+// protocol and delivers to it over LMTP, as in production. The package has
+// no code but its tests.
+//
+// What each test shows (issue 4, "Must show"):
+//
+//	TestFlow                   1-4 and 8, in four setups: contrib/postfix's main.cf
+//	                           (TCP) and main.cf.unix (unix sockets, chrooted smtpd and
+//	                           lmtp), and `listgate postfix` output pasted unchanged
+//	                           (TCP; --unix, chrooted): delivery into the right
+//	                           Maildir; 550 5.1.1 at RCPT with nothing queued and no
+//	                           bounce; no open relay; list files live within a second
+//	                           with no reload; `listgate postfix --check` on the
+//	                           instance; the subdomain hole of contrib's snippet
+//	TestListgateDown           5: listgate stopped, 451 4.7.1 (RCPT in an open session,
+//	                           MAIL FROM in a new one); restarted, the retry is
+//	                           delivered; a never-parsed list file, 451 4.3.0
+//	TestSize                   6: SIZE= over a list's max_message_size, 552 5.3.4 at RCPT
+//	TestCorpus                 7: the verdict corpus through Postfix's smtpd, then into
+//	                           the spool
+//	TestCheckFlagsBackscatter  8: `listgate postfix --check` on real "postconf -n"
+//	                           output of misconfigured instances, each then shown
+//	                           bouncing a bogus address
+//
+// The tests need postfix, swaks, python3 and root. Without them they skip,
+// unless LISTGATE_TEST_POSTFIX=1, which makes a missing one a failure. The
+// listgate binary is built once per run, with -race when the tests run
+// with it.
+package e2e

@@ -1,0 +1,7 @@
+//go:build race
+
+package e2e
+
+// raceEnabled: the test binary runs under the race detector, so the
+// listgate binary it drives is built with -race too.
+const raceEnabled = true
