@@ -14,7 +14,8 @@
 //	                           Maildir; 550 5.1.1 at RCPT with nothing queued and no
 //	                           bounce; no open relay; list files live within a second
 //	                           with no reload; `listgate postfix --check` on the
-//	                           instance; the subdomain hole of contrib's snippet
+//	                           instance; a subdomain of a list domain refused by
+//	                           Postfix itself (no backscatter)
 //	TestListgateDown           5: listgate stopped, 451 4.7.1 (RCPT in an open session,
 //	                           MAIL FROM in a new one); restarted, the retry is
 //	                           delivered; a never-parsed list file, 451 4.3.0

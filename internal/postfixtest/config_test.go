@@ -40,6 +40,7 @@ func values(ps []param) map[string]string {
 func TestContribSnippets(t *testing.T) {
 	common := map[string]string{
 		"relay_domains":                    "example.org",
+		"parent_domain_matches_subdomains": "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, smtpd_access_maps",
 		"lmtp_destination_recipient_limit": "50",
 		"milter_default_action":            "tempfail",
 		"milter_protocol":                  "6",
