@@ -149,11 +149,19 @@ func asFileError(path string, err error) *FileError {
 func scan(dir, delims string, prev map[string]*entry, force bool) (map[string]*entry, error) {
 	f, err := os.Open(dir)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is said once, here
+		}
 		return nil, fmt.Errorf("lists: read directory %s: %w", dir, err)
 	}
 	names, err := f.Readdirnames(-1) // unsorted: the entries become a map
 	f.Close()
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is said once, here
+		}
 		return nil, fmt.Errorf("lists: read directory %s: %w", dir, err)
 	}
 	read := make([]*entry, len(names))

@@ -88,12 +88,13 @@ func Watch(dir string, opts WatchOptions) (*Watcher, error) {
 		return nil, fmt.Errorf("lists: watch %s: %w", dir, err)
 	}
 	w.fsw = fsw
+	start := time.Now()
 	entries, err := scan(dir, w.delims, nil, true)
 	if err != nil {
 		fsw.Close()
 		return nil, err
 	}
-	w.publish(build(entries, w.delims, 1), "start", time.Now())
+	w.publish(build(entries, w.delims, 1), "start", start)
 	w.wg.Add(1)
 	go w.run()
 	return w, nil

@@ -19,7 +19,10 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate check [flags] ADDRESS...\n\n"+
 			"Prints the verdict for each recipient address and the reply the LMTP door\n"+
-			"gives it. Exits 1 if any address is refused, tempfails or is not served.\n\nflags:\n")
+			"gives it. Exits 1 if any address is refused, tempfails or is not served.\n\n"+
+			"check reads the list files as they are now: where a file is broken, a\n"+
+			"running daemon that read it before still answers from its last good\n"+
+			"settings, which check cannot know.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {

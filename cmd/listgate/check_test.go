@@ -54,6 +54,12 @@ func TestCheckUsage(t *testing.T) {
 		{"missing dir", []string{"check", "--lists", "/nonexistent/lists", "a@b.example"}, 1, "/nonexistent/lists"},
 		{"bad flag", []string{"check", "--nosuch", "a@b.example"}, exitUsage, "nosuch"},
 		{"empty delimiter", []string{"check", "--recipient-delimiter", "", "a@b.example"}, exitUsage, "--recipient-delimiter"},
+		{"dash delimiter", []string{"check", "--recipient-delimiter", "+-", "a@b.example"}, exitUsage, "'-' separates a list from its sub-address"},
+		{"serve: zero shutdown timeout", []string{"serve", "--shutdown-timeout", "0"}, exitUsage, "--shutdown-timeout 0s: must be positive"},
+		{"serve: negative rescan", []string{"serve", "--rescan-interval", "-1s"}, exitUsage, "--rescan-interval -1s"},
+		{"serve: bad hostname", []string{"serve", "--lists", corpus.ListsDir(), "--hostname", "a\r\nX: y"}, exitUsage, "--hostname"},
+		{"serve: bad address", []string{"serve", "--lmtp", "tcp:127.0.0.1:1"}, exitUsage, `--lmtp "tcp:127.0.0.1:1"`},
+		{"serve: all doors off", []string{"serve", "--lists", corpus.ListsDir(), "--lmtp", "", "--milter", ""}, exitUsage, "every door is off"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 	}
 	for _, tt := range tests {
@@ -65,6 +71,9 @@ func TestCheckUsage(t *testing.T) {
 			if !strings.Contains(errb.String(), tt.stderr) {
 				t.Errorf("stderr %q lacks %q", errb.String(), tt.stderr)
 			}
+			if n := strings.Count(errb.String(), tt.stderr); n > 1 {
+				t.Errorf("stderr says %q %d times:\n%s", tt.stderr, n, errb.String())
+			}
 		})
 	}
 }
@@ -73,7 +82,8 @@ func TestCheckUsage(t *testing.T) {
 // every problem of the corpus directory.
 func TestListsCommand(t *testing.T) {
 	var out, errb bytes.Buffer
-	if st := run([]string{"lists", "--lists", corpus.ListsDir()}, &out, &errb); st != 0 {
+	// The corpus directory has problems on purpose: exit 1.
+	if st := run([]string{"lists", "--lists", corpus.ListsDir()}, &out, &errb); st != exitRefused {
 		t.Fatalf("exit %d: %s", st, errb.String())
 	}
 	for _, want := range []string{

@@ -32,6 +32,10 @@ func (f *listsFlags) options() (lists.Options, error) {
 	if f.delimiter != "none" && strings.ContainsAny(f.delimiter, "@<> \t") {
 		return lists.Options{}, fmt.Errorf("%w: --recipient-delimiter %q: '@', '<', '>' and blanks cannot be delimiters", errUsage, f.delimiter)
 	}
+	if f.delimiter != "none" && strings.Contains(f.delimiter, "-") {
+		return lists.Options{}, fmt.Errorf("%w: --recipient-delimiter %q: '-' separates a list from its sub-address (list-request@, list-bounces@); "+
+			"as a delimiter it would turn every sub-address into an extension of the posting address", errUsage, f.delimiter)
+	}
 	if f.dir == "" {
 		return lists.Options{}, fmt.Errorf("%w: --lists is empty", errUsage)
 	}

@@ -26,6 +26,7 @@ func (e endpoint) String() string {
 // parseEndpoint reads a door's flag value. An empty value means the door
 // is off (ok is false). A bare host:port is taken as inet:.
 func parseEndpoint(flag, v string) (e endpoint, ok bool, err error) {
+	orig := v
 	switch {
 	case v == "":
 		return endpoint{}, false, nil
@@ -43,10 +44,10 @@ func parseEndpoint(flag, v string) (e endpoint, ok bool, err error) {
 	}
 	host, port, err := net.SplitHostPort(v)
 	if err != nil || port == "" {
-		return endpoint{}, false, fmt.Errorf("--%s %q: want inet:host:port or unix:/path", flag, "inet:"+v)
+		return endpoint{}, false, fmt.Errorf("--%s %q: want inet:host:port or unix:/path", flag, orig)
 	}
 	if host == "" {
-		return endpoint{}, false, fmt.Errorf("--%s %q: give a host (127.0.0.1 for loopback; 0.0.0.0 to listen everywhere)", flag, "inet:"+v)
+		return endpoint{}, false, fmt.Errorf("--%s %q: give a host (127.0.0.1 for loopback; 0.0.0.0 to listen everywhere)", flag, orig)
 	}
 	return endpoint{"tcp", net.JoinHostPort(host, port)}, true, nil
 }
@@ -72,7 +73,13 @@ func listen(flag string, e endpoint) (net.Listener, error) {
 			return nil, fmt.Errorf("--%s: %w", flag, err)
 		}
 	}
-	l, err := net.Listen(e.network, e.address)
+	network := e.network
+	if host, _, err := net.SplitHostPort(e.address); err == nil && network == "tcp" {
+		if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+			network = "tcp4" // inet:0.0.0.0:port is IPv4 only, as in Postfix
+		}
+	}
+	l, err := net.Listen(network, e.address)
 	if err != nil {
 		return nil, fmt.Errorf("--%s %s: %w", flag, e, err)
 	}

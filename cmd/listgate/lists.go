@@ -10,29 +10,31 @@ import (
 
 // listLists prints every list with every address that reaches it, every
 // served domain, and every problem of the lists directory.
-func listLists(args []string, stdout, stderr io.Writer) error {
+// It returns exitRefused when there is any problem, so it can check a
+// lists directory before it is deployed.
+func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("lists", stderr)
 	var lf listsFlags
 	lf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate lists [flags]\n\n"+
 			"Prints every list, the addresses that reach it, the served domains and\n"+
-			"every problem in the lists directory.\n\nflags:\n")
+			"every problem in the lists directory. Exits 1 if there is any problem.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return 0, err
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return 0, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	opts, err := lf.options()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	snap, err := lists.Load(lf.dir, opts)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	aliasDomains := make(map[string][]string)
 	for _, d := range snap.Domains() {
@@ -66,6 +68,7 @@ func listLists(args []string, stdout, stderr io.Writer) error {
 		for _, p := range ps {
 			fmt.Fprintf(stdout, "  %v\n", p)
 		}
+		return exitRefused, nil
 	}
-	return nil
+	return 0, nil
 }

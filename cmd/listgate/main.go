@@ -31,6 +31,10 @@ const (
 // errUsage marks a usage error: the message is printed with a hint.
 var errUsage = errors.New("usage")
 
+// errFlagsPrinted is a usage error that the flag package has already
+// printed, with the command's usage.
+var errFlagsPrinted = errors.New("bad flags")
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -50,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		status, err = check(rest, stdout, stderr)
 	case "lists":
-		err = listLists(rest, stdout, stderr)
+		status, err = listLists(rest, stdout, stderr)
 	case "postfix":
 		status, err = postfixCmd(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
@@ -65,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errFlagsPrinted):
+		return exitUsage
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "listgate %s: %v\n", cmd, err)
 		return exitUsage
@@ -81,7 +87,7 @@ func usage(w io.Writer) {
 commands:
   serve            run the LMTP sink, the milter and the other doors
   check ADDRESS... print the verdict for each address (exit 1 if any is refused)
-  lists            print every list, its addresses, and every problem
+  lists            print every list, its addresses, and every problem (exit 1 if any)
   postfix          print main.cf lines for Postfix; --check judges postconf -n output
   version          print the version
 
@@ -102,7 +108,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return errFlagsPrinted // the flag package said what was wrong
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for transactions in flight")
-	fs.DurationVar(&f.rescan, "rescan-interval", 5*time.Minute, "period of the safety-net full rescan of the lists directory (NFS gives no events)")
+	fs.DurationVar(&f.rescan, "rescan-interval", 5*time.Minute, "period of the safety-net full rescan of the lists directory (NFS gives no events); 0 turns it off")
 }
 
 // door is one listening server of `listgate serve`.
@@ -96,11 +96,27 @@ func serve(args []string, stderr io.Writer) error {
 		fmt.Fprintf(fset.Output(), "usage: listgate serve [flags]\n\nRuns every door in one process. Addresses use Postfix's syntax\n(inet:host:port or unix:/path) and paste into main.cf unchanged.\n\nflags:\n")
 		fset.PrintDefaults()
 	}
+	// Catch the signals first: a SIGHUP while the lists load must not
+	// kill the daemon (its default action), and a SIGTERM is kept for the
+	// wait loop below.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
 	if fset.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fset.Arg(0))
+	}
+	if f.shutdownTimeout <= 0 {
+		return fmt.Errorf("%w: --shutdown-timeout %v: must be positive", errUsage, f.shutdownTimeout)
+	}
+	if f.rescan < 0 {
+		return fmt.Errorf("%w: --rescan-interval %v: must not be negative (0 turns the rescan off)", errUsage, f.rescan)
+	}
+	rescan := f.rescan
+	if rescan == 0 {
+		rescan = -1 // lists.WatchOptions: negative is off, 0 the default
 	}
 	log, err := newLogger(stderr, f.logLevel, f.logFormat)
 	if err != nil {
@@ -140,12 +156,15 @@ func serve(args []string, stderr io.Writer) error {
 			return fmt.Errorf("hostname: %w; set --hostname", err)
 		}
 	}
+	if f.hostname == "" || strings.ContainsFunc(f.hostname, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%w: --hostname %q: want a host name without blanks or control characters", errUsage, f.hostname)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	watcher, err := lists.Watch(f.lists.dir, lists.WatchOptions{
-		Options: lopts, Logger: log, Registerer: reg, Rescan: f.rescan,
+		Options: lopts, Logger: log, Registerer: reg, Rescan: rescan,
 	})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -205,14 +224,10 @@ func serve(args []string, stderr io.Writer) error {
 		}
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-
 	errc := make(chan error, len(doors))
 	for _, d := range doors {
 		addr := d.ep
-		if addr.network == "tcp" {
+		if addr.network != "unix" {
 			addr.address = d.ln.Addr().String() // the port chosen for :0
 		}
 		log.Info("listening", "door", d.name, "addr", addr.String())

@@ -172,10 +172,11 @@ func TestServeDeliverAndStop(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	waitLog(t, d, "reason=rescan")
 	if err := d.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.logs())
 	}
-	for _, want := range []string{"SIGHUP: rescanning", "listgate stopped"} {
+	for _, want := range []string{"SIGHUP: rescanning the lists directory", "listgate stopped"} {
 		if !strings.Contains(d.logs(), want) {
 			t.Errorf("log lacks %q:\n%s", want, d.logs())
 		}
@@ -198,4 +199,16 @@ func sendLMTP(sock, from, to, msg string) error {
 		return err
 	}
 	return c.SendMail(from, []string{to}, strings.NewReader(msg))
+}
+
+// waitLog waits until the daemon's log has a line containing want.
+func waitLog(t *testing.T, d *daemon, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.logs(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q after 10s:\n%s", want, d.logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
