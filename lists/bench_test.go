@@ -218,7 +218,7 @@ func TestResolveAllocs(t *testing.T) {
 		"mylist-bounces+anne=example.org@example.com",
 		"news-request@example.org",
 		"test-join@example.com",
-		"broken-request@example.com",
+		"broken-request@broken.example",
 		"nosuchlist@example.com",
 		"nosuchlist-owner@example.com",
 		"mylist-averyveryveryveryverylongsuffixthatisnoaddress@example.com",

@@ -1,6 +1,7 @@
 package lists_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,5 +83,48 @@ func TestAliasClaimedThrice(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestUnsettledDomain: after a restart, a list file that no longer parses
+// has no last good settings, so its aliases are unknown. Unknown addresses
+// of its domain then tempfail (the sender retries) instead of getting a
+// 550 that Postfix would turn into a bounce; other domains are unaffected.
+func TestUnsettledDomain(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "announce@example.org"), "aliases = [\"news@example.org\"]\n")
+	write(t, filepath.Join(dir, "other@example.com"), "")
+	snap, err := lists.Load(dir, lists.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := snap.Resolve("news@example.org"); v.Status != lists.Accept {
+		t.Fatalf("alias before: %+v", v)
+	}
+	// The file breaks; the daemon restarts (a fresh Load).
+	write(t, filepath.Join(dir, "announce@example.org"), "aliases = [\"news@example.org\"\n")
+	if snap, err = lists.Load(dir, lists.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for rcpt, want := range map[string]lists.Status{
+		"announce@example.org":       lists.Broken,
+		"announce-owner@example.org": lists.Broken,
+		"news@example.org":           lists.Broken, // the alias: unknown now
+		"bogus@example.org":          lists.Broken,
+		"bogus@example.com":          lists.Unknown,
+		"other@example.com":          lists.Accept,
+		"x@example.net":              lists.NotServed,
+	} {
+		if v := snap.Resolve(rcpt); v.Status != want {
+			t.Errorf("%s: %v, want %v", rcpt, v.Status, want)
+		}
+	}
+	// Fixed, the domain answers 550 for unknown addresses again.
+	write(t, filepath.Join(dir, "announce@example.org"), "")
+	if snap, err = lists.Load(dir, lists.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := snap.Resolve("bogus@example.org"); v.Status != lists.Unknown {
+		t.Errorf("after the fix: %+v", v)
 	}
 }

@@ -36,6 +36,11 @@ type Snapshot struct {
 type domainIndex struct {
 	name   string
 	locals map[string]target
+	// unsettled counts the domain's list files that have never parsed.
+	// Their aliases are unknown, so while there is one, an unknown
+	// address of the domain tempfails instead of getting a 550: it may be
+	// an alias the broken file declares (after a restart, say).
+	unsettled int
 }
 
 // target is what a canonical local part names: a list, or a list that
@@ -144,6 +149,7 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 		}
 		d.locals[addr[:at]] = e.target()
 		if l == nil {
+			d.unsettled++
 			continue
 		}
 		s.lists = append(s.lists, l)
@@ -239,7 +245,9 @@ func (s *Snapshot) update(entries map[string]*entry, changes []change, gen uint6
 		return nil
 	}
 	simple := func(e *entry) bool {
-		return e == nil || e.kind == nameInvalid || e.kind == nameList && (e.list == nil || len(e.list.Aliases) == 0)
+		// A never-parsed list file changes its domain's unsettled count:
+		// built afresh.
+		return e == nil || e.kind == nameInvalid || e.kind == nameList && e.list != nil && len(e.list.Aliases) == 0
 	}
 	seen := make(map[string]bool, len(changes))
 	removed := make(map[string]int) // domain → locals removed
@@ -291,7 +299,7 @@ func (s *Snapshot) update(entries map[string]*entry, changes []change, gen uint6
 		if len(cloned) == 0 {
 			n.domains = maps.Clone(s.domains)
 		}
-		c := &domainIndex{name: d.name, locals: maps.Clone(d.locals)}
+		c := &domainIndex{name: d.name, locals: maps.Clone(d.locals), unsettled: d.unsettled}
 		cloned[d] = c
 		for name, x := range n.domains { // alias domains share the index
 			if x == d {
@@ -406,6 +414,9 @@ func (s *Snapshot) Resolve(rcpt string) Verdict {
 				return t.verdict(kind, ext)
 			}
 		}
+	}
+	if d.unsettled > 0 {
+		return Verdict{Status: Broken, Extension: ext}
 	}
 	return Verdict{Status: Unknown, Extension: ext}
 }

@@ -18,8 +18,10 @@ const (
 	// sub-addresses.
 	Accept
 	// Broken means the list file that would decide this recipient has
-	// never parsed, or two files fold to the same address: a tempfail
-	// (451 4.3.0) so the sender retries while the admin fixes the file.
+	// never parsed, or two files fold to the same address, or the
+	// recipient is unknown in a domain where a list file has never parsed
+	// (it may be one of that file's aliases): a tempfail (451 4.3.0) so
+	// the sender retries while the admin fixes the file.
 	Broken
 	// TooLarge means the message (its SIZE= or its data) exceeds the
 	// list's max_message_size or the global limit (552 5.3.4). Resolve

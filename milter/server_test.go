@@ -222,7 +222,7 @@ func TestMetrics(t *testing.T) {
 	mail(t, s, "SIZE=20000")
 	mail(t, s2, "")
 	for _, addr := range []string{"mylist@example.com", "mylist-owner@example.com", "nosuchlist@example.com",
-		"mylist@not-ours.example", "broken@example.com", "announce@example.org"} {
+		"mylist@not-ours.example", "broken@broken.example", "announce@example.org"} {
 		rcpt(t, s, addr)
 	}
 	rcpt(t, s2, "mylist@example.com")

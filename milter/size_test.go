@@ -45,7 +45,7 @@ func TestSize(t *testing.T) {
 			"mylist-request@example.com":   tooLarge,
 			"announce-request@example.org": tooLarge,
 			"nosuchlist@example.com":       "550 5.1.1 " + lists.ReplyUnknown.Text,
-			"broken@example.com":           "451 4.3.0 " + lists.ReplyBroken.Text,
+			"broken@broken.example":        "451 4.3.0 " + lists.ReplyBroken.Text,
 			"mylist@not-ours.example":      "continue", // never touch other domains
 		}},
 		{"global limit exact", "SIZE=1000000", map[string]string{

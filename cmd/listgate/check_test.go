@@ -91,7 +91,7 @@ func TestListsCommand(t *testing.T) {
 		"  address:     news@example.org",
 		"  address:     mylist@lists.example.com",
 		"  address:     straße@xn--bcher-kva.example",
-		"broken@example.com:1: unknown key \"descripton\"",
+		"broken@broken.example:1: unknown key \"descripton\"",
 		"README.txt: ignored: not a list name",
 		"dup@example.org is declared twice",
 	} {
