@@ -14,9 +14,16 @@ import (
 )
 
 // maxPacket bounds one milter packet (command byte and data). The largest
-// the protocol defines is a 1 MiB body chunk (SMFIP_MDS_1M); with headers
-// and body turned off, real packets are a few hundred bytes.
+// the protocol defines is a 1 MiB body chunk (SMFIP_MDS_1M); the door
+// negotiates 64 KiB chunks (Postfix's MILTER_CHUNK_SIZE is 65,535 anyway),
+// and a header field is at most Postfix's header_size_limit (100 KiB by
+// default).
 const maxPacket = 1 << 20
+
+// keepPacket is the size of the largest packet whose buffer a connection
+// keeps for the next one: a body chunk with its framing. go-milter copies
+// each packet out of it.
+const keepPacket = 4 + 1 + 65535
 
 // Milter command codes (libmilter mfdef.h, SMFIC_*) that the framing layer
 // looks at.
@@ -65,8 +72,9 @@ var (
 // connection at a packet boundary, never in the middle of a command.
 type conn struct {
 	net.Conn
-	s   *Server
-	buf []byte // rest of the current packet; only the reading goroutine uses it
+	s    *Server
+	buf  []byte // rest of the current packet; only the reading goroutine uses it
+	keep []byte // a buffer for the next packet of up to keepPacket bytes
 
 	mu       sync.Mutex
 	inTx     bool      // inside a mail transaction
@@ -130,7 +138,15 @@ func (c *conn) next() error {
 		c.protocolError(fmt.Errorf("packet length %d out of range 1..%d", n, maxPacket))
 		return io.EOF
 	}
-	pkt := make([]byte, 4+int(n))
+	var pkt []byte
+	if 4+int(n) <= keepPacket {
+		if c.keep == nil {
+			c.keep = make([]byte, keepPacket)
+		}
+		pkt = c.keep[:4+int(n)] // c.buf is empty: go-milter has copied the last packet out
+	} else {
+		pkt = make([]byte, 4+int(n))
+	}
 	copy(pkt, hdr[:])
 	if _, err := io.ReadFull(c.Conn, pkt[4:]); err != nil {
 		return err

@@ -12,37 +12,95 @@
 //
 // # What is negotiated
 //
-// The door needs two events and asks the MTA not to send any other
-// (SMFIP_NOCONNECT, SMFIP_NOHELO, SMFIP_NOHDRS, SMFIP_NOEOH, SMFIP_NOBODY,
-// SMFIP_NODATA, SMFIP_NOUNKNOWN), nor to wait for a reply to any event but
-// RCPT TO (the SMFIP_NR_* flags):
+// The door asks for these events and for no others (SMFIP_NOCONNECT,
+// SMFIP_NOEOH, SMFIP_NODATA, SMFIP_NOUNKNOWN), and waits to be asked for
+// a reply only where it answers: RCPT TO, body chunks and the end of
+// message (the SMFIP_NR_* flags for the others):
 //
+//   - HELO, without a reply, for the length of the name, which Postfix
+//     writes into its Received: header (see Sizes);
 //   - MAIL FROM, without a reply, to read the ESMTP SIZE= parameter
 //     (RFC 1870) so that a message larger than a list accepts is refused
 //     at RCPT, before it is queued, rather than bounced later;
-//   - RCPT TO, with a reply, which is where every verdict is given.
+//   - RCPT TO, with a reply, which is where every recipient's verdict is
+//     given;
+//   - header fields, without a reply, and body chunks, with one, to count
+//     the size of a message sent without SIZE= (see Sizes); with
+//     SMFIP_HDR_LEADSPC, so that a header value comes whole;
+//   - the end of message, which cannot be turned off: the message is
+//     refused if it is too large for a recipient let through, accepted
+//     otherwise.
 //
-// The end-of-message event cannot be turned off in the protocol; it is
-// answered "accept" (the recipients were decided one by one already).
-// SMFIP_SKIP and SMFIP_RCPT_REJ are never negotiated: a "skip" reply to a
-// RCPT makes Postfix stop asking about the remaining recipients of the
-// message, which would let bogus ones through. The only action requested
-// is SMFIF_SETSYMLIST, to ask for the queue-ID macro {i} at RCPT; it is
-// logged. Postfix sends {i} only once the queue file exists, which by
-// default (smtpd_delay_open_until_valid_rcpt = yes) is after the first
-// accepted recipient, so the first recipient of a message is often logged
-// with an empty queue_id.
+// SMFIP_SKIP is negotiated so that a body chunk can be answered "skip":
+// Postfix then sends no more of that message's body (milter8.c,
+// SMFIR_SKIP). The door answers skip once it needs no more: when no
+// recipient let through is listgate's, or no limit applies to them, and
+// once the message is too large already. It never answers skip to a RCPT:
+// Postfix takes a skip as the answer to every further event of the same
+// kind, so a skip at RCPT would let the remaining recipients of the
+// message through unasked. SMFIP_RCPT_REJ is not negotiated: the door has
+// no use for recipients refused before it is asked. The only action
+// requested is SMFIF_SETSYMLIST, to ask for the queue-ID macro {i} at RCPT
+// and at the end of message; it is logged. Postfix sends {i} only once the
+// queue file exists, which by default (smtpd_delay_open_until_valid_rcpt =
+// yes) is after the first accepted recipient, so the first recipient of a
+// message is often logged with an empty queue_id.
 //
 // Whatever the MTA offers, the door takes the intersection with what it
 // wants, so an MTA configured with an older milter_protocol still works:
-// it merely sends events the door then answers with "continue".
+// it merely sends events the door then answers with "continue", and
+// without SMFIP_SKIP the door answers continue where it would skip.
+//
+// # Sizes
+//
+// A list's max_message_size applies to its posting address, the global
+// limit (Options.MaxMessageSize) to every address of listgate's; both are
+// checked twice:
+//
+//   - at RCPT, against MAIL FROM's SIZE=, if given: only the recipient it
+//     is too large for is refused, and the message goes to the others;
+//   - at the end of message, against the size counted from the message's
+//     header fields and body, whether SIZE= was given or not: the whole
+//     message is refused (the milter protocol cannot refuse one recipient
+//     after DATA) if it is too large for one posting address let through at
+//     RCPT, or for the global limit. Recipients refused at RCPT, and
+//     recipients of other domains, do not count.
+//
+// Without the second check, a client that does not declare SIZE= would
+// have its oversize post accepted by Postfix and refused by the LMTP door
+// after queueing: a bounce, from Postfix, to a sender that may be forged.
+//
+// The size counted is the message's size on the wire: each header field's
+// name, colon, value and CRLF (a folded value's line breaks, sent as bare
+// LFs, counted as CRLFs; without SMFIP_HDR_LEADSPC one space after the
+// colon counted back), the empty line after the header, and the body,
+// which Postfix sends with CRLF line ends. Lines of 128 bytes or more
+// count a few bytes more (lineExtra): Postfix announces its queue file's
+// size as SIZE= to the LMTP door, which refuses at RCPT by it, and the
+// queue file frames such lines with more than the two bytes of a CRLF.
+// The body is only counted, never kept.
+//
+// To both checks the door adds a margin (margin): 2 KiB, plus the length
+// of the HELO name, plus that of the longest recipient let through. It
+// covers what Postfix adds to the message after the milter has seen it
+// and before the LMTP door judges it: its own Received: header, which it
+// does not show to milters and whose first lines name the HELO name and a
+// single recipient, and a few queue file records. So a message the milter
+// lets through is never refused for its size by the LMTP door (which
+// would make Postfix bounce it); a message within the margin of a limit
+// is refused a little early, in the SMTP dialogue, which is safe. Headers
+// added by a milter listed after listgate's in smtpd_milters are not seen
+// (one listed before is: Postfix shows each milter the message as the
+// ones before it changed it), so list listgate's milter last.
 //
 // # Replies
 //
 // Each recipient is resolved with lists.Snapshot.Resolve on the current
 // snapshot, exactly as received, then checked against the SIZE= of its
-// transaction with lists.Verdict.CheckSize. milterReply turns the verdict
-// into the answer, from DESIGN.md's verdict table:
+// transaction (margin included) with lists.Verdict.CheckSize; the size
+// counted at the end of message is checked with the same function.
+// milterReply turns the verdict into the answer, from DESIGN.md's verdict
+// table:
 //
 //	accept          continue
 //	not served      continue (another domain: not ours to judge)
@@ -51,15 +109,21 @@
 //	too large       552 5.3.4 Message size exceeds fixed limit
 //	internal error  451 4.3.0 Requested action aborted: local error in processing
 //
-// Refusals are sent as SMFIR_REPLYCODE, which refuses that one recipient
-// and keeps the transaction: the next RCPT is asked about as usual and the
-// accepted recipients get the message. A continue is SMFIR_CONTINUE, never
-// SMFIR_ACCEPT, which would make Postfix stop asking about the rest of the
-// message's recipients.
+// Refusals are sent as SMFIR_REPLYCODE. At RCPT it refuses that one
+// recipient and keeps the transaction: the next RCPT is asked about as
+// usual and the accepted recipients get the message. A continue is
+// SMFIR_CONTINUE, never SMFIR_ACCEPT, which would make Postfix stop asking
+// about the rest of the message's recipients. At the end of message it
+// refuses the message; the SMTP client gets the 552 as the reply to its
+// final dot, and nothing is queued. A message the door does not refuse is
+// answered SMFIR_ACCEPT. The one log line of a message refused at its end
+// is "message", with its list (empty for the global limit), the verdict,
+// the queue ID, the bytes counted, the margin and the limit.
 //
 // A panic while answering is recovered in the session, logged once with
-// its stack, counted, and answered with the internal-error tempfail; the
-// server keeps serving. Packets that would make the protocol library
+// its stack, counted, and answered with the internal-error tempfail (for a
+// header field or a body chunk, which have no such reply: at the end of
+// that message); the server keeps serving. Packets that would make the protocol library
 // itself panic (a zero length, a MAIL, RCPT or CONNECT without its NUL
 // terminator) end that one connection instead.
 //

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -173,5 +174,44 @@ func TestMalformedPackets(t *testing.T) {
 	}
 	if got := len(ts.logs.level(slog.LevelWarn)); got != len(tests) {
 		t.Errorf("%d warnings logged, want %d:\n%s", got, len(tests), ts.logs)
+	}
+}
+
+// panicky is a slog.Handler that panics on records with one message and
+// keeps the others.
+type panicky struct {
+	*recorder
+	msg string
+}
+
+func (p panicky) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Message == p.msg {
+		panic("injected fault in the log handler")
+	}
+	return p.recorder.Handle(ctx, rec)
+}
+
+// TestFaultEndOfMessage checks that a panic while answering an end of
+// message is a tempfail for that message (451 4.3.0, the sender retries),
+// logged once with its stack, and that the next message on the same
+// connection is judged as usual.
+func TestFaultEndOfMessage(t *testing.T) {
+	logs := &recorder{}
+	ts := startServer(t, "tcp", Options{Logger: slog.New(panicky{logs, "message"})})
+	s := ts.client(t, nil)
+	mail(t, s, "")
+	rcpt(t, s, "announce@example.org")
+	if act, _ := message(t, s, 20000); answer(act) != "451 4.3.0 "+lists.ReplyLocalError.Text {
+		t.Errorf("end of message during the fault: %v", act)
+	}
+	mail(t, s, "")
+	rcpt(t, s, "announce@example.org")
+	if act, _ := message(t, s, 100); answer(act) != "accept" {
+		t.Errorf("next message: %v, want accept", act)
+	}
+	errs := logs.level(slog.LevelError)
+	if len(errs) != 1 || errs[0].attrs["command"] != "eom" ||
+		!strings.Contains(errs[0].attrs["stack"], "milter.(*session).EndOfMessage") {
+		t.Errorf("error log lines: %v; want one, with a stack through EndOfMessage", errs)
 	}
 }

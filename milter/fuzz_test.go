@@ -16,8 +16,9 @@ import (
 // FuzzSession drives a live server, as an MTA would after negotiating,
 // with arbitrary packets (seeds in testdata/fuzz/FuzzSession). Whatever
 // the MTA sends, the server must not crash, must answer only with
-// well-formed milter replies whose codes and texts come from the verdict
-// table, and must go on serving the next connection correctly.
+// well-formed milter replies (continue, accept, skip, or a reply code and
+// text from the verdict table), and must go on serving the next
+// connection correctly.
 func FuzzSession(f *testing.F) {
 	ts := startServer(f, "tcp", Options{MaxMessageSize: 1_000_000})
 	replies := [][]byte{
@@ -66,7 +67,7 @@ func FuzzSession(f *testing.F) {
 				if code != 'O' {
 					t.Fatalf("first reply %q, want the negotiation 'O'", code)
 				}
-			case code == 'c' || code == 'a':
+			case code == 'c' || code == 'a' || code == 's':
 				if len(data) != 0 {
 					t.Fatalf("reply %q with data %q", code, data)
 				}

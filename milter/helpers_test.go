@@ -137,10 +137,22 @@ func answer(act *gomilter.Action) string {
 	switch act.Type {
 	case gomilter.ActionContinue:
 		return "continue"
+	case gomilter.ActionAccept:
+		return "accept"
 	case gomilter.ActionRejectWithCode:
 		return act.SMTPReply
 	}
 	return act.String()
+}
+
+// testHelo is the HELO name the test client announces; its length is part
+// of the size margin.
+const testHelo = "mx.example.net"
+
+// marginFor is the size margin for a message to rcpt (alone, or the
+// longest of its recipients) from a test client.
+func marginFor(rcpt string) int64 {
+	return margin(len(testHelo), len(rcpt))
 }
 
 // client opens a milter session to ts with d--j's own client, as an MTA
@@ -156,7 +168,7 @@ func (ts *testServer) client(t *testing.T, macros gomilter.Macros, opts ...gomil
 	if _, err := s.Conn("mx.example.net", gomilter.FamilyInet, 40000, "192.0.2.1"); err != nil {
 		t.Fatalf("Conn: %v", err)
 	}
-	if _, err := s.Helo("mx.example.net"); err != nil {
+	if _, err := s.Helo(testHelo); err != nil {
 		t.Fatalf("Helo: %v", err)
 	}
 	return s
@@ -273,4 +285,75 @@ func (r *recorder) String() string {
 		fmt.Fprintf(&b, "%v %s %v\n", rec.level, rec.msg, rec.attrs)
 	}
 	return b.String()
+}
+
+// testHeader is the header section message sends, as Postfix gives it to
+// a milter that negotiated SMFIP_HDR_LEADSPC: values with their leading
+// space.
+var testHeader = [][2]string{{"From", " <alice@example.net>"}, {"Subject", " size"}}
+
+// bodyOf returns a body of exactly n bytes (n >= 2) in lines of at most
+// 78 bytes, CRLF included, as most mail is.
+func bodyOf(n int) []byte {
+	line := strings.Repeat("x", 76) + "\r\n"
+	b := []byte(strings.Repeat(line, n/len(line)))
+	if r := n % len(line); r > 0 {
+		b = append(b, strings.Repeat("y", max(r-2, 0))...)
+		b = append(b, "\r\n"[2-min(r, 2):]...)
+	}
+	return b
+}
+
+// wireSize is the size of a message with this header section and body on
+// the wire, line ends as CRLF, the empty line after the header included.
+func wireSize(hdr [][2]string, body []byte) int64 {
+	n := int64(2 + len(body))
+	for _, h := range hdr {
+		n += int64(len(h[0]) + 1 + len(h[1]) + 2)
+	}
+	return n
+}
+
+// message sends testHeader and a body of n bytes: see sendMessage.
+func message(t *testing.T, s *gomilter.ClientSession, n int) (*gomilter.Action, bool) {
+	t.Helper()
+	return sendMessage(t, s, testHeader, bodyOf(n))
+}
+
+// sendMessage sends the rest of a message as Postfix does after the last
+// RCPT: DATA, the header fields, the end of the header, the body in chunks
+// of 65,535 bytes (Postfix's MILTER_CHUNK_SIZE), the end of message. It
+// returns the answer to the end of message, and whether a body chunk was
+// answered skip (go-milter's client then sends no more of the body).
+func sendMessage(t *testing.T, s *gomilter.ClientSession, hdr [][2]string, body []byte) (*gomilter.Action, bool) {
+	t.Helper()
+	check := func(what string, act *gomilter.Action, err error) {
+		t.Helper()
+		if err != nil || act.Type != gomilter.ActionContinue {
+			t.Fatalf("%s: %v, %v; want continue", what, act, err)
+		}
+	}
+	act, err := s.DataStart()
+	check("DATA", act, err)
+	for _, h := range hdr {
+		act, err := s.HeaderField(h[0], h[1], nil)
+		check("header "+h[0], act, err)
+	}
+	act, err = s.HeaderEnd()
+	check("end of header", act, err)
+	// go-milter's client wants a body chunk before the end of message,
+	// even an empty one.
+	skipped := false
+	for first := true; (first || len(body) > 0) && !skipped; first = false {
+		n := min(len(body), 65535)
+		act, err := s.BodyChunk(body[:n])
+		check("body chunk", act, err)
+		body = body[n:]
+		skipped = s.Skip()
+	}
+	_, act, err = s.End()
+	if err != nil {
+		t.Fatalf("end of message: %v", err)
+	}
+	return act, skipped
 }

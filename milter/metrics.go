@@ -8,13 +8,18 @@ import (
 	"github.com/listgate/listgate/lists"
 )
 
-// labelError is the verdict label of a recipient answered with the
-// internal-error tempfail (a panic, no snapshot).
+// labelError is the verdict label of a recipient or a message answered
+// with the internal-error tempfail (a panic, no snapshot).
 const labelError = "error"
+
+// labelUnchecked is the result label of a message whose size did not
+// matter: no recipient of listgate's, or no limit.
+const labelUnchecked = "unchecked"
 
 // metrics are the door's Prometheus collectors.
 type metrics struct {
 	rcpt           *prometheus.CounterVec
+	messages       *prometheus.CounterVec
 	connections    prometheus.Gauge
 	panics         prometheus.Counter
 	protocolErrors prometheus.Counter
@@ -29,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "listgate_milter_rcpt_total",
 			Help: "Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, error).",
 		}, []string{"verdict"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "listgate_milter_messages_total",
+			Help: "Messages the milter door answered at their end, by result (accept, too-large, unchecked: no recipient of listgate's or no limit, error).",
+		}, []string{"result"}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "listgate_milter_connections",
 			Help: "Milter connections from the MTA currently open.",
@@ -46,10 +55,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rcpt.WithLabelValues(st.String())
 	}
 	m.rcpt.WithLabelValues(labelError)
+	for _, r := range []string{lists.Accept.String(), lists.TooLarge.String(), labelUnchecked, labelError} {
+		m.messages.WithLabelValues(r)
+	}
 	if reg == nil {
 		return m
 	}
 	m.rcpt = register(reg, m.rcpt)
+	m.messages = register(reg, m.messages)
 	m.connections = register(reg, m.connections)
 	m.panics = register(reg, m.panics)
 	m.protocolErrors = register(reg, m.protocolErrors)

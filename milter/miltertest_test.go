@@ -65,9 +65,12 @@ func luaString(s string) string {
 type mtStep struct {
 	mail string // start a transaction with these ESMTP arguments ("-" for none)
 	rcpt string // or send this recipient, as Postfix does: in <>
+	body int    // or send a message with a body of this many bytes (in one chunk)
 	qid  string // with this {i} macro
-	want string // and expect "continue" or "reply" (SMFIR_REPLYCODE)
-	line int    // corpus line, for messages
+	// want is the answer expected to the recipient, or to the end of the
+	// message: "continue", "accept" or "reply" (SMFIR_REPLYCODE).
+	want string
+	line int // corpus line, for messages
 }
 
 // runMiltertest writes a Lua script for steps into a temporary directory,
@@ -83,19 +86,34 @@ func runMiltertest(t *testing.T, ts *testServer, steps []mtStep) {
 local function main()
 local conn = mt.connect(%s, 5, 0.05)
 if conn == nil then error("mt.connect failed") end
-for _, opt in ipairs({SMFIP_NOCONNECT, SMFIP_NOHELO, SMFIP_NOHDRS, SMFIP_NOBODY, SMFIP_NOEOH, SMFIP_NR_MAIL}) do
+for _, opt in ipairs({SMFIP_NOCONNECT, SMFIP_NOEOH, SMFIP_NR_MAIL, SMFIP_NR_HDR, SMFIP_SKIP, SMFIP_HDR_LEADSPC}) do
   if not mt.test_option(conn, opt) then error("option " .. opt .. " not negotiated") end
 end
-for _, opt in ipairs({SMFIP_NORCPT, SMFIP_NR_RCPT, SMFIP_SKIP, SMFIP_RCPT_REJ}) do
+for _, opt in ipairs({SMFIP_NOHELO, SMFIP_NORCPT, SMFIP_NR_RCPT, SMFIP_NOHDRS, SMFIP_NOBODY, SMFIP_NR_BODY, SMFIP_RCPT_REJ}) do
   if mt.test_option(conn, opt) then error("option " .. opt .. " negotiated") end
 end
-local names = {[SMFIR_CONTINUE] = "continue", [SMFIR_REPLYCODE] = "reply"}
+local names = {[SMFIR_CONTINUE] = "continue", [SMFIR_REPLYCODE] = "reply", [SMFIR_ACCEPT] = "accept",
+  [SMFIR_SKIP] = "skip"}
 local function mail(args)
   if mt.abort(conn) ~= nil then error("mt.abort failed") end
   local err
   if args == nil then err = mt.mailfrom(conn, "<sender@example.net>")
   else err = mt.mailfrom(conn, "<sender@example.net>", args) end
   if err ~= nil then error("mt.mailfrom: " .. err) end
+end
+local function message(n, want)
+  -- With SMFIP_HDR_LEADSPC, miltertest sends the value with the space
+  -- after the colon, as an MTA would: "Subject: size".
+  if mt.header(conn, "Subject", "size") ~= nil then error("mt.header failed") end
+  local line = string.rep("x", 76) .. "\r\n"
+  local body = string.rep(line, n // #line)
+  if n %% #line >= 2 then body = body .. string.rep("y", n %% #line - 2) .. "\r\n" end
+  if mt.bodystring(conn, body) ~= nil then error("mt.bodystring failed") end
+  local got = names[mt.getreply(conn)]
+  if got ~= "continue" and got ~= "skip" then error("body chunk: got " .. tostring(got)) end
+  if mt.eom(conn) ~= nil then error("mt.eom failed") end
+  got = names[mt.getreply(conn)] or ("code " .. mt.getreply(conn))
+  if got ~= want then error(string.format("message of %%d bytes: got %%s, want %%s", n, got, want)) end
 end
 local function rcpt(addr, qid, want, line)
   if qid ~= "" and mt.macro(conn, SMFIC_RCPT, "i", qid) ~= nil then error("mt.macro failed") end
@@ -113,6 +131,8 @@ end
 			lua.WriteString("mail(nil)\n")
 		case st.mail != "":
 			fmt.Fprintf(&lua, "mail(%s)\n", luaString(st.mail))
+		case st.body > 0:
+			fmt.Fprintf(&lua, "message(%d, %q)\n", st.body, st.want)
 		default:
 			fmt.Fprintf(&lua, "rcpt(%s, %s, %q, %d)\n", luaString("<"+st.rcpt+">"), luaString(st.qid), st.want, st.line)
 		}
@@ -176,25 +196,36 @@ func TestMiltertest(t *testing.T) {
 	}
 }
 
-// TestMiltertestSize checks SIZE= handling with miltertest: a message
-// larger than announce@example.org's max_message_size (10KB) is refused
-// at RCPT for the posting address and its alias, not for its
-// sub-addresses or other lists, and a new transaction forgets the size.
+// TestMiltertestSize checks size handling with miltertest: a SIZE= larger
+// than announce@example.org's max_message_size (10KB) is refused at RCPT
+// for the posting address and its alias, not for its sub-addresses or
+// other lists, and a new transaction forgets the size; a message without
+// SIZE= is refused at its end if it is too large (miltertest sends no
+// HELO: the margin is sizeMargin and the recipient's length).
 func TestMiltertestSize(t *testing.T) {
 	ts := startServer(t, "tcp", Options{MaxMessageSize: 1_000_000})
+	const hdr = int64(len("Subject: size\r\n\r\n"))
+	fits := 10000 - int(margin(0, len("announce@example.org"))+hdr)
 	steps := []mtStep{
 		{mail: "SIZE=10001"},
 		{rcpt: "announce@example.org", want: "reply"},
 		{rcpt: "news@example.org", want: "reply"},
 		{rcpt: "news-request@example.org", want: "continue"},
 		{rcpt: "mylist@example.com", want: "continue"},
-		{mail: "BODY=8BITMIME SIZE=10000"},
+		{mail: fmt.Sprintf("BODY=8BITMIME SIZE=%d", 10000-margin(0, len("announce@example.org")))},
 		{rcpt: "announce@example.org", want: "continue"},
 		{mail: "SIZE=1000001"},
 		{rcpt: "mylist@example.com", want: "reply"},
 		{rcpt: "mylist@not-ours.example", want: "continue"},
 		{mail: "-"},
 		{rcpt: "announce@example.org", want: "continue"},
+		{body: fits + 1, want: "reply"},
+		{mail: "-"},
+		{rcpt: "announce@example.org", want: "continue"},
+		{body: fits, want: "accept"},
+		{mail: "-"},
+		{rcpt: "announce-request@example.org", want: "continue"},
+		{body: 20000, want: "accept"},
 	}
 	runMiltertest(t, ts, steps)
 	var verdicts []string
@@ -202,7 +233,7 @@ func TestMiltertestSize(t *testing.T) {
 		verdicts = append(verdicts, rec.attrs["verdict"])
 	}
 	want := []lists.Status{lists.TooLarge, lists.TooLarge, lists.Accept, lists.Accept,
-		lists.Accept, lists.TooLarge, lists.NotServed, lists.Accept}
+		lists.Accept, lists.TooLarge, lists.NotServed, lists.Accept, lists.Accept, lists.Accept}
 	if fmt.Sprint(verdicts) != fmt.Sprint(want) {
 		t.Errorf("verdicts %v, want %v", verdicts, want)
 	}

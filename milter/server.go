@@ -28,8 +28,10 @@ type Options struct {
 	// (listgate_milter_*).
 	Registerer prometheus.Registerer
 	// MaxMessageSize is the global limit in bytes (listgate's
-	// --max-message-size): a SIZE= above it refuses every accepted
-	// recipient with 552 5.3.4. Zero means no global limit.
+	// --max-message-size), for every recipient: a SIZE= above it (margin
+	// included) refuses each accepted recipient at RCPT with 552 5.3.4,
+	// and a message counted above it is refused at its end. Zero means no
+	// global limit.
 	MaxMessageSize int64
 }
 
@@ -66,8 +68,9 @@ func New(opts Options) *Server {
 		gomilter.WithActions(wantActions),
 		gomilter.WithProtocols(wantProtocol),
 		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{gomilter.MacroQueueId}),
+		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
 		gomilter.WithNegotiationCallback(negotiate),
-		gomilter.WithMilter(func() gomilter.Milter { return &session{s: s} }),
+		gomilter.WithDynamicMilter(s.newSession),
 	)
 	return s
 }

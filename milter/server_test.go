@@ -48,6 +48,12 @@ func TestCorpus(t *testing.T) {
 					if got, want := rcpt(t, s, c.Rcpt), wantMilter(c); got != want {
 						t.Errorf("verdicts.txt:%d: RCPT %q: got %q, want %q", c.Line, c.Rcpt, got, want)
 					}
+					// SMFIP_SKIP is negotiated, but a RCPT is never
+					// answered skip: the MTA would stop asking about
+					// the recipients that follow.
+					if s.Skip() {
+						t.Fatalf("verdicts.txt:%d: RCPT %q answered skip", c.Line, c.Rcpt)
+					}
 				}
 				endMessage(t, s)
 			})
@@ -90,8 +96,8 @@ func TestNegotiation(t *testing.T) {
 		{
 			name: "v6",
 			want: wantProtocol,
-			notWant: gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoRcptReply |
-				gomilter.OptSkip | gomilter.OptRcptRej | gomilter.OptHeaderLeadingSpace,
+			notWant: gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoRcptReply |
+				gomilter.OptNoHeaders | gomilter.OptNoBody | gomilter.OptNoBodyReply | gomilter.OptRcptRej,
 			actions: gomilter.OptSetMacros,
 		},
 		{
@@ -99,8 +105,9 @@ func TestNegotiation(t *testing.T) {
 			opts: []gomilter.Option{gomilter.WithMaximumVersion(2), gomilter.WithActions(gomilter.OptAddHeader),
 				gomilter.WithProtocols(gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom |
 					gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoHeaders | gomilter.OptNoEOH)},
-			want:    gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoHeaders | gomilter.OptNoEOH | gomilter.OptNoBody,
-			notWant: gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoMailReply | gomilter.OptNoRcptReply,
+			want: gomilter.OptNoConnect | gomilter.OptNoEOH,
+			notWant: gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoHeaders |
+				gomilter.OptNoBody | gomilter.OptNoMailReply | gomilter.OptNoRcptReply | gomilter.OptSkip,
 			actions: 0,
 		},
 	}
@@ -126,6 +133,15 @@ func TestNegotiation(t *testing.T) {
 			}
 			if got := rcpt(t, s, "mylist@example.com"); got != "continue" {
 				t.Errorf("RCPT: got %q, want continue", got)
+			}
+			// The message is counted, without SMFIR_SKIP in v2.
+			if act, _ := message(t, s, 20000); answer(act) != "accept" {
+				t.Errorf("small message: %v, want accept", act)
+			}
+			mail(t, s, "")
+			rcpt(t, s, "announce@example.org")
+			if act, _ := message(t, s, 20000); answer(act) != lists.ReplyTooLarge.String() {
+				t.Errorf("message too large for the list: %v", act)
 			}
 		})
 	}

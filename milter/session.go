@@ -18,14 +18,17 @@ const protocolVersion = 6
 // message, only the right to name the macros it wants (SMFIF_SETSYMLIST).
 const wantActions = gomilter.OptSetMacros
 
-// wantProtocol turns off every event but MAIL FROM and RCPT TO, and every
-// reply but the one to RCPT TO. SMFIP_SKIP and SMFIP_RCPT_REJ are left out
-// on purpose (see the package documentation).
-const wantProtocol = gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoHeaders |
-	gomilter.OptNoEOH | gomilter.OptNoBody | gomilter.OptNoData | gomilter.OptNoUnknown |
+// wantProtocol asks for the events the door uses (HELO, MAIL FROM, RCPT
+// TO, header fields, body chunks; the end of message cannot be turned off)
+// and for replies only where it answers (RCPT TO, body chunks, end of
+// message). SMFIP_SKIP lets it answer "skip" to a body chunk, and
+// SMFIP_HDR_LEADSPC has header values come whole, so they can be counted
+// exactly. SMFIP_RCPT_REJ is left out on purpose (see the package
+// documentation).
+const wantProtocol = gomilter.OptNoConnect | gomilter.OptNoEOH | gomilter.OptNoData | gomilter.OptNoUnknown |
 	gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
-	gomilter.OptNoHeaderReply | gomilter.OptNoEOHReply | gomilter.OptNoBodyReply |
-	gomilter.OptNoDataReply | gomilter.OptNoUnknownReply
+	gomilter.OptNoHeaderReply | gomilter.OptNoEOHReply | gomilter.OptNoDataReply | gomilter.OptNoUnknownReply |
+	gomilter.OptSkip | gomilter.OptHeaderLeadingSpace
 
 // negotiate answers the MTA's SMFIC_OPTNEG. go-milter's own negotiation
 // refuses an MTA that does not offer every flag asked for; every flag the
@@ -114,29 +117,80 @@ type session struct {
 	gomilter.NoOpMilter
 	s *Server
 
-	size   int64 // SIZE= of the current transaction, 0 if none
-	failed bool  // MAIL FROM could not be handled: tempfail every RCPT
+	canSkip   bool // SMFIP_SKIP negotiated: a body chunk may be answered "skip"
+	leadSpace bool // SMFIP_HDR_LEADSPC negotiated: header values come whole
+	helo      int  // length of the SMTP session's HELO name
+
+	tx transaction
+}
+
+// transaction is the state of one mail transaction, from MAIL FROM to its
+// end of message or abort.
+type transaction struct {
+	size int64 // SIZE= of the transaction, 0 if none
+	// failed is set by a panic while reading MAIL FROM, a header field or
+	// a body chunk: what is left (RCPTs, the message) is a tempfail.
+	failed bool
+
+	// accepted is true once a recipient was let through as listgate's
+	// (a list's posting address or sub-address): the message's size
+	// matters, up to the global limit.
+	accepted bool
+	// postLimit is the smallest max_message_size of the posting
+	// addresses let through (0: none has one), and postList its list.
+	postLimit int64
+	postList  string
+	// rcpt is the length of the longest recipient let through as
+	// listgate's (see margin).
+	rcpt int
+
+	count counter // the message's size, from its header fields and body
 }
 
 var _ gomilter.Milter = (*session)(nil)
+
+// newSession makes the session for one connection, with what was
+// negotiated on it.
+func (s *Server) newSession(_ uint32, _ gomilter.OptAction, proto gomilter.OptProtocol, _ gomilter.DataSize) gomilter.Milter {
+	return &session{s: s,
+		canSkip:   proto&gomilter.OptSkip != 0,
+		leadSpace: proto&gomilter.OptHeaderLeadingSpace != 0,
+	}
+}
+
+// NewConnection starts a new SMTP session on the connection (SMFIC_QUIT_NC
+// and the first one).
+func (m *session) NewConnection(gomilter.Modifier) error {
+	m.helo, m.tx = 0, transaction{}
+	return nil
+}
+
+// Helo remembers the length of the HELO name, which Postfix writes into the
+// Received: header it adds (see margin). Its reply is not negotiated.
+func (m *session) Helo(name string, _ gomilter.Modifier) (*gomilter.Response, error) {
+	m.helo = len(name)
+	return gomilter.RespContinue, nil
+}
 
 // MailFrom starts a transaction and remembers its SIZE=. Its reply is not
 // negotiated (SMFIP_NR_MAIL); with an MTA that still waits for one, it is
 // continue.
 func (m *session) MailFrom(_ string, esmtpArgs string, _ gomilter.Modifier) (resp *gomilter.Response, err error) {
-	m.size, m.failed = 0, false
+	m.tx = transaction{}
 	defer func() {
 		if p := recover(); p != nil {
 			m.s.panicked("mail", "", p)
-			m.failed = true
+			m.tx.failed = true
 			resp, err = gomilter.RespContinue, nil
 		}
 	}()
-	m.size = sizeParam(esmtpArgs)
+	m.tx.size = sizeParam(esmtpArgs)
 	return gomilter.RespContinue, nil
 }
 
-// RcptTo gives the verdict for one recipient.
+// RcptTo gives the verdict for one recipient. A SIZE= is checked with the
+// margin the end of message adds, so that a recipient let through here is
+// not refused there, with the whole message, for a size it declared.
 func (m *session) RcptTo(rcpt string, _ string, mod gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -145,7 +199,7 @@ func (m *session) RcptTo(rcpt string, _ string, mod gomilter.Modifier) (resp *go
 			resp, err = milterReply(lists.Verdict{Status: statusInternal}), nil
 		}
 	}()
-	if m.failed {
+	if m.tx.failed {
 		m.s.metrics.rcpt.WithLabelValues(labelError).Inc()
 		return milterReply(lists.Verdict{Status: statusInternal}), nil
 	}
@@ -154,24 +208,130 @@ func (m *session) RcptTo(rcpt string, _ string, mod gomilter.Modifier) (resp *go
 		panic("lists source has no snapshot")
 	}
 	// go-milter gives the address as the MTA sent it, less one pair of <>.
-	v := snap.Resolve(rcpt).CheckSize(m.size, m.s.opts.MaxMessageSize)
+	v := snap.Resolve(rcpt)
+	if m.tx.size > 0 {
+		v = v.CheckSize(addSat(m.tx.size, margin(m.helo, len(rcpt))), m.s.opts.MaxMessageSize)
+	}
 	m.s.log.Info("rcpt", "door", "milter", "rcpt", rcpt, "list", v.List,
 		"verdict", v.Status.String(), "queue_id", mod.Get(gomilter.MacroQueueId))
 	m.s.metrics.rcpt.WithLabelValues(v.Status.String()).Inc()
+	if v.Status == lists.Accept {
+		m.tx.accepted = true
+		m.tx.rcpt = max(m.tx.rcpt, len(rcpt))
+		// Verdict.MaxMessageSize is 0 but for a posting address.
+		if v.MaxMessageSize > 0 && (m.tx.postLimit == 0 || v.MaxMessageSize < m.tx.postLimit) {
+			m.tx.postLimit, m.tx.postList = v.MaxMessageSize, v.List
+		}
+	}
+	return milterReply(v), nil
+}
+
+// checked reports whether the message's size is to be checked: a
+// recipient was let through as listgate's and some limit applies to it.
+func (m *session) checked() bool {
+	return m.tx.accepted && (m.tx.postLimit > 0 || m.s.opts.MaxMessageSize > 0)
+}
+
+// estimate is the message's size as counted so far, and the margin.
+func (m *session) estimate() (size, marg int64) {
+	return m.tx.count.total(), margin(m.helo, m.tx.rcpt)
+}
+
+// sizeVerdict judges a message of size bytes (margin included) against the
+// limits of the recipients let through: the smallest list limit among the
+// posting addresses, and the global limit.
+func (m *session) sizeVerdict(size int64) lists.Verdict {
+	v := lists.Verdict{Status: lists.Accept, List: m.tx.postList, MaxMessageSize: m.tx.postLimit}
+	return v.CheckSize(size, m.s.opts.MaxMessageSize)
+}
+
+// skip answers a body chunk after which the door needs no more: "skip"
+// (SMFIR_SKIP, Postfix sends no more body chunks of this message) where
+// negotiated, otherwise continue.
+func (m *session) skip() *gomilter.Response {
+	if m.canSkip {
+		return gomilter.RespSkip
+	}
+	return gomilter.RespContinue
+}
+
+// Header counts one header field. Its reply is not negotiated.
+func (m *session) Header(name, value string, _ gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.s.panicked("header", "", p)
+			m.tx.failed = true
+			resp, err = gomilter.RespContinue, nil
+		}
+	}()
+	if !m.tx.failed && m.checked() {
+		m.tx.count.header(name, value, m.leadSpace)
+	}
+	return gomilter.RespContinue, nil
+}
+
+// BodyChunk counts a chunk of the body (CRLF line ends, as Postfix sends
+// it); the body is never kept. Once the door needs no more of the body
+// (no limit applies, or the message is too large already), it answers
+// skip.
+func (m *session) BodyChunk(chunk []byte, _ gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.s.panicked("body", "", p)
+			m.tx.failed = true
+			resp, err = m.skip(), nil
+		}
+	}()
+	if m.tx.failed || !m.checked() {
+		return m.skip(), nil
+	}
+	m.tx.count.write(chunk)
+	if size, marg := m.estimate(); m.sizeVerdict(addSat(size, marg)).Status == lists.TooLarge {
+		return m.skip(), nil // decided: the rest cannot make it smaller
+	}
+	return gomilter.RespContinue, nil
+}
+
+// EndOfMessage ends the transaction. The recipients were judged one by
+// one; the message is refused as a whole (552 5.3.4) if it is too large
+// for one of them, accepted otherwise.
+func (m *session) EndOfMessage(mod gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer func() { m.tx = transaction{} }()
+	defer func() {
+		if p := recover(); p != nil {
+			m.s.panicked("eom", "", p)
+			m.s.metrics.messages.WithLabelValues(labelError).Inc()
+			resp, err = milterReply(lists.Verdict{Status: statusInternal}), nil
+		}
+	}()
+	if m.tx.failed {
+		m.s.metrics.messages.WithLabelValues(labelError).Inc()
+		return milterReply(lists.Verdict{Status: statusInternal}), nil
+	}
+	if !m.checked() {
+		m.s.metrics.messages.WithLabelValues(labelUnchecked).Inc()
+		return gomilter.RespAccept, nil
+	}
+	size, marg := m.estimate()
+	v := m.sizeVerdict(addSat(size, marg))
+	if v.Status != lists.TooLarge {
+		m.s.metrics.messages.WithLabelValues(v.Status.String()).Inc()
+		return gomilter.RespAccept, nil
+	}
+	list, limit := "", m.s.opts.MaxMessageSize
+	if m.tx.postLimit > 0 && addSat(size, marg) > m.tx.postLimit {
+		list, limit = m.tx.postList, m.tx.postLimit
+	}
+	m.s.log.Info("message", "door", "milter", "list", list, "verdict", v.Status.String(),
+		"queue_id", mod.Get(gomilter.MacroQueueId), "bytes", size, "margin", marg, "limit", limit)
+	m.s.metrics.messages.WithLabelValues(v.Status.String()).Inc()
 	return milterReply(v), nil
 }
 
 // Abort ends the transaction without a message.
 func (m *session) Abort(gomilter.Modifier) error {
-	m.size, m.failed = 0, false
+	m.tx = transaction{}
 	return nil
-}
-
-// EndOfMessage ends the transaction. The recipients were judged one by
-// one; the message itself is accepted.
-func (m *session) EndOfMessage(gomilter.Modifier) (*gomilter.Response, error) {
-	m.size, m.failed = 0, false
-	return gomilter.RespAccept, nil
 }
 
 // panicked logs and counts a panic recovered while answering cmd.

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -11,10 +12,15 @@ import (
 
 // TestSize checks SIZE= at RCPT: announce@example.org has
 // max_message_size = "10KB" (10,000 bytes), and the global limit is
-// 1,000,000. Sub-addresses are bounded by the global limit only; refusals
-// other than "too large" and foreign domains are unaffected.
+// 1,000,000. A SIZE= is checked with the margin the end of message adds
+// (which counts the recipient's length). Sub-addresses are bounded by the
+// global limit only; refusals other than "too large" and foreign domains
+// are unaffected.
 func TestSize(t *testing.T) {
 	tooLarge := lists.ReplyTooLarge.String()
+	size := func(limit int64, rcpt string, plus int64) string {
+		return fmt.Sprintf("SIZE=%d", limit-marginFor(rcpt)+plus)
+	}
 	tests := []struct {
 		name  string
 		args  string // MAIL FROM ESMTP arguments
@@ -32,9 +38,18 @@ func TestSize(t *testing.T) {
 			"news-bounces@example.org":     "continue",
 			"mylist@example.com":           "continue",
 		}},
-		{"list limit exact", "SIZE=10000", map[string]string{
+		{"list limit exact", size(10000, "announce@example.org", 0), map[string]string{
 			"announce@example.org": "continue",
 			"news@example.org":     "continue",
+		}},
+		{"list limit, margin exceeded", size(10000, "announce@example.org", 1), map[string]string{
+			"announce@example.org":         tooLarge,
+			"news@example.org":             "continue", // a shorter address, a smaller margin
+			"announce-request@example.org": "continue",
+		}},
+		{"list limit, SIZE= within the margin", "SIZE=10000", map[string]string{
+			"announce@example.org": tooLarge,
+			"news@example.org":     tooLarge,
 		}},
 		{"keyword case", "BODY=8BITMIME size=20000 SMTPUTF8", map[string]string{
 			"announce@example.org": tooLarge,
@@ -48,9 +63,14 @@ func TestSize(t *testing.T) {
 			"broken@broken.example":        "451 4.3.0 " + lists.ReplyBroken.Text,
 			"mylist@not-ours.example":      "continue", // never touch other domains
 		}},
-		{"global limit exact", "SIZE=1000000", map[string]string{
+		{"global limit exact", size(1_000_000, "announce-request@example.org", 0), map[string]string{
 			"mylist@example.com":           "continue",
 			"announce-request@example.org": "continue",
+		}},
+		{"global limit, margin exceeded", size(1_000_000, "mylist@example.com", 1), map[string]string{
+			"mylist@example.com":           tooLarge,
+			"announce-request@example.org": tooLarge,
+			"mylist@not-ours.example":      "continue",
 		}},
 		{"beyond int64", "SIZE=99999999999999999999", map[string]string{
 			"mylist@example.com": tooLarge,
