@@ -20,6 +20,8 @@
 //	                           MAIL FROM in a new one); restarted, the retry is
 //	                           delivered; a never-parsed list file, 451 4.3.0
 //	TestSize                   6: SIZE= over a list's max_message_size, 552 5.3.4 at RCPT
+//	TestSizeWithoutSIZE        6: a post over the list's limit without SIZE=, 552 5.3.4
+//	                           at the end of DATA (the milter counts the message)
 //	TestCorpus                 7: the verdict corpus through Postfix's smtpd, then into
 //	                           the spool
 //	TestCheckFlagsBackscatter  8: `listgate postfix --check` on real "postconf -n"
