@@ -1,6 +1,6 @@
 //go:build race
 
-package e2e
+package daemontest
 
 // raceEnabled: the test binary runs under the race detector, so the
 // listgate binary it drives is built with -race too.
