@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"golang.org/x/net/idna"
@@ -729,7 +731,13 @@ func (c *checker) lookupUncached(table, key string) (string, bool, error) {
 	// sleeps a second or more before it reports a fatal error.
 	suffix, known := map[string]string{"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb",
 		"texthash": "", "regexp": "", "pcre": "", "cidr": ""}[typ]
-	if known && filepath.IsAbs(name) {
+	if !known {
+		// Network and database tables (tcp, socketmap, ldap, mysql,
+		// ...) are queried only by the running Postfix: --check does
+		// not connect anywhere.
+		return "", false, fmt.Errorf("cannot read %s: %q tables are not looked up by --check", table, typ)
+	}
+	if filepath.IsAbs(name) {
 		if _, err := os.Stat(name + suffix); err != nil {
 			return "", false, fmt.Errorf("cannot read %s (%v)", table, err)
 		}
@@ -737,7 +745,9 @@ func (c *checker) lookupUncached(table, key string) (string, bool, error) {
 	if c.postmap == "" {
 		return "", false, fmt.Errorf("cannot read %s: postmap is not installed here", table)
 	}
-	cmd := exec.Command(c.postmap, "-q", key, table)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.postmap, "-q", key, table)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzPostfixCheck feeds arbitrary "postconf -n" text to `listgate
+// postfix --check`. Invariants: no panic; exit 0 with one "ok:" line, exit
+// 1 with at least one finding ("param: problem; fix: ..."), or a parse
+// error naming the input; notes never change the exit status. The seeds
+// are the files of testdata/postconf, so `go test` runs them.
+func FuzzPostfixCheck(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "postconf", "*.txt"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Add("relay_domains = example.org\n  continued\n")
+	f.Add(" leading continuation\n")
+	f.Add("smtpd_milters = { inet:127.0.0.1:8025, default_action=accept }\n")
+	f.Add("relay_domains = $relay_domains\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		if strings.ContainsAny(text, "\x00") {
+			return
+		}
+		var out, errb bytes.Buffer
+		st, err := postfixCmd([]string{"--lists", postconfLists, "--check", "-"}, strings.NewReader(text), &out, &errb)
+		switch {
+		case err != nil:
+			if !strings.Contains(err.Error(), "stdin") {
+				t.Errorf("error does not name the input: %v", err)
+			}
+		case st == 0:
+			if !strings.Contains(out.String(), "ok: ") || strings.Contains(out.String(), "; fix: ") {
+				t.Errorf("exit 0 with:\n%s", out.String())
+			}
+		case st == exitRefused:
+			if !strings.Contains(out.String(), "; fix: ") {
+				t.Errorf("exit 1 without a finding:\n%s", out.String())
+			}
+		default:
+			t.Errorf("exit %d:\n%s%s", st, out.String(), errb.String())
+		}
+	})
+}
+
+// FuzzParseEndpoint: every door address either parses to something that
+// prints back in Postfix syntax and parses again to the same endpoint, or
+// is an error naming the flag.
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{"inet:127.0.0.1:8024", "unix:/var/spool/postfix/listgate/lmtp", "127.0.0.1:25",
+		"inet:[::1]:8025", "inet::25", "unix:", "tcp:1.2.3.4:5", "inet:host", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		e, on, err := parseEndpoint("lmtp", v)
+		if err != nil {
+			if !strings.Contains(err.Error(), "--lmtp") {
+				t.Errorf("error does not name the flag: %v", err)
+			}
+			return
+		}
+		if !on {
+			if v != "" {
+				t.Errorf("%q turned the door off", v)
+			}
+			return
+		}
+		again, on2, err := parseEndpoint("lmtp", e.String())
+		if err != nil || !on2 || again != e {
+			t.Errorf("%q -> %v -> %v, %v, %v", v, e, again, on2, err)
+		}
+	})
+}
