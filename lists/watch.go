@@ -285,8 +285,11 @@ func (w *Watcher) reloadAll(force bool) {
 
 // publish makes s current, logs the reload and each new problem once.
 func (w *Watcher) publish(s *Snapshot, why string, start time.Time) {
-	w.snap.Store(s)
+	old := w.snap.Swap(s)
 	now := time.Now()
+	if old != nil {
+		w.logDomainChanges(old, s)
+	}
 	seen := make(map[string]bool, len(s.problems))
 	for _, p := range s.problems {
 		msg := p.Error()
@@ -331,4 +334,36 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 		reg.MustRegister(m.lists, m.problems, m.reloadSuccess, m.reloadTime, m.problemsTotal, m.reloads)
 	}
 	return m
+}
+
+// logDomainChanges warns when the set of served domains changes: Postfix's
+// relay_domains must follow, or Postfix refuses a new domain's mail (554
+// relay access denied) or, for a domain no longer served, accepts its mail
+// and bounces it when the LMTP sink refuses it.
+func (w *Watcher) logDomainChanges(old, s *Snapshot) {
+	if len(old.domains) == len(s.domains) && w.sameDomains(old, s) {
+		return
+	}
+	for d := range old.domains {
+		if _, ok := s.domains[d]; !ok {
+			w.log.Warn("domain no longer served: remove it from Postfix's relay_domains, or keep a domain file "+
+				"(@domain) so its addresses get 550 at RCPT; until then Postfix accepts its mail and bounces it",
+				"domain", d, "file", w.dir)
+		}
+	}
+	for d := range s.domains {
+		if _, ok := old.domains[d]; !ok {
+			w.log.Warn("domain newly served: add it to Postfix's relay_domains (listgate postfix prints the line); "+
+				"until then Postfix refuses its mail", "domain", d, "file", w.dir)
+		}
+	}
+}
+
+func (w *Watcher) sameDomains(old, s *Snapshot) bool {
+	for d := range old.domains {
+		if _, ok := s.domains[d]; !ok {
+			return false
+		}
+	}
+	return true
 }

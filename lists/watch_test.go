@@ -255,3 +255,27 @@ func TestWatchRescanSeesUnwatchedChange(t *testing.T) {
 		t.Errorf("after rescan: %+v", v)
 	}
 }
+
+// TestWatchDomainChanges: a domain that becomes served, or stops being
+// served, is logged as a warning naming it, since Postfix's relay_domains
+// must follow (or mail for a removed domain is accepted and bounced).
+func TestWatchDomainChanges(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "keep@example.org"), "")
+	w, logs := startWatch(t, dir)
+	write(t, filepath.Join(dir, "team@newdom.example"), "")
+	waitFor(t, time.Second, "new domain", func() bool { return status(w, "team@newdom.example") == lists.Accept })
+	if !strings.Contains(logs.String(), `msg="domain newly served`) || !strings.Contains(logs.String(), "domain=newdom.example") {
+		t.Errorf("no warning for the new domain:\n%s", logs)
+	}
+	if err := os.Remove(filepath.Join(dir, "team@newdom.example")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "domain gone", func() bool { return status(w, "team@newdom.example") == lists.NotServed })
+	if n := strings.Count(logs.String(), `msg="domain no longer served`); n != 1 {
+		t.Errorf("%d warnings for the removed domain, want 1:\n%s", n, logs)
+	}
+	if strings.Contains(logs.String(), "domain=example.org") {
+		t.Errorf("a domain that stayed served was logged:\n%s", logs)
+	}
+}

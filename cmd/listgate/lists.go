@@ -58,7 +58,7 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 				for _, k := range lists.Kinds[1:] {
 					subs = append(subs, "-"+string(k))
 				}
-				fmt.Fprintf(stdout, "  address:     %s@%s (and %s, -subscribe, -unsubscribe)\n", local, d, strings.Join(subs, " "))
+				fmt.Fprintf(stdout, "  address:     %s@%s (and %s -subscribe -unsubscribe)\n", local, d, strings.Join(subs, " "))
 			}
 		}
 	}

@@ -1057,7 +1057,7 @@ func (c *checker) checkMilter() bool {
 		c.find(mparam, "smtpd_milters = "+want,
 			"is empty: nothing asks listgate at RCPT TO, so Postfix accepts every address of the list domains and bounces the bogus ones when listgate's LMTP refuses them (backscatter)")
 	case ours == nil:
-		c.find(mparam, "smtpd_milters = "+milters+", "+want,
+		c.find(mparam, "smtpd_milters = "+milters+", "+want+" (drop any entry left from an old listgate address: an entry nothing answers makes every client get 451)",
 			"names %s but not listgate's milter %s: nothing asks listgate at RCPT TO, so Postfix accepts every address of the list domains and bounces the bogus ones when listgate's LMTP refuses them (backscatter)",
 			milters, c.lg.milter)
 	}
