@@ -61,7 +61,7 @@ func TestHELOAndEHLORefused(t *testing.T) {
 	for _, tt := range []struct{ cmd, want string }{
 		{"HELO remote.example.org", "500 5.5.1 This is a LMTP server, use LHLO"},
 		{"EHLO remote.example.org", "500 5.5.1 This is a LMTP server, use LHLO"},
-		{"MAIL FROM:<anne@example.org>", "502 5.5.1 Please introduce yourself first."},
+		{"MAIL FROM:<anne@example.org>", "503 5.5.1 Please introduce yourself first."},
 	} {
 		if got := r.cmd(tt.cmd); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.cmd, got, tt.want)
@@ -615,6 +615,30 @@ func TestSecondMAIL(t *testing.T) {
 	for _, k := range []lists.Kind{lists.Post, lists.Owner} {
 		if got := header(h.readOnly("mylist@example.com", k), "X-MailFrom"); got != "bob@example.org" {
 			t.Errorf("%s: X-MailFrom %q, want the last MAIL's", k, got)
+		}
+	}
+}
+
+// TestBadSequence: commands out of order get 503 (RFC 5321 §4.3.2), and
+// DATA after no successful RCPT fails with 503 as RFC 2033 §4.2 requires
+// (go-smtp itself says 502, which the door's connection corrects). An
+// unknown command keeps go-smtp's 500.
+func TestBadSequence(t *testing.T) {
+	h := start(t, config{})
+	r, _ := h.raw()
+	for _, tt := range []struct{ cmd, want string }{
+		{"LHLO remote.example.org", ""},
+		{"RCPT TO:<mylist@example.com>", "503 5.5.1 Missing MAIL FROM command."},
+		{"DATA", "503 5.5.1 Missing RCPT TO command."},
+		{"MAIL FROM:<anne@example.org>", "250 "},
+		{"RCPT TO:<nosuchlist@example.com>", "550 5.1.1 "},
+		{"DATA", "503 5.5.1 Missing RCPT TO command."},
+		{"FROB", "500 5.5.2 "},
+		{"NOOP", "250 "},
+	} {
+		got := r.cmd(tt.cmd)
+		if !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.cmd, got, tt.want)
 		}
 	}
 }

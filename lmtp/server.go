@@ -1,6 +1,7 @@
 package lmtp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -271,6 +272,48 @@ func (c *conn) Read(b []byte) (int, error) {
 		c.Conn.SetReadDeadline(time.Now().Add(c.srv.readTimeout))
 	}
 	return c.Conn.Read(b)
+}
+
+// badSequence is what go-smtp v0.25.1 answers, with code 502 ("command
+// not implemented"), to a command out of sequence. RFC 5321 §4.2.4 and
+// §4.3.2 want 503 ("bad sequence of commands") there, and RFC 2033 §4.2
+// says DATA with no successful RCPT "MUST fail with a 503 reply code", so
+// Write turns these lines into 503s. A real "not implemented" stays 502.
+var badSequence = [][]byte{
+	[]byte("502 5.5.1 Please introduce yourself first.\r\n"),
+	[]byte("502 5.5.1 Missing MAIL FROM command.\r\n"),
+	[]byte("502 5.5.1 Missing RCPT TO command.\r\n"),
+	[]byte("502 5.5.1 MAIL not allowed during message transfer\r\n"),
+	[]byte("502 5.5.1 RCPT not allowed during message transfer\r\n"),
+	[]byte("502 5.5.1 DATA not allowed during message transfer\r\n"),
+}
+
+var prefix502 = []byte("502 5.5.1 ")
+
+// Write sends go-smtp's replies, with its bad-sequence 502s made 503s
+// (see badSequence). go-smtp writes each reply whole and flushes it, so a
+// reply line is never split across two writes.
+func (c *conn) Write(b []byte) (int, error) {
+	if !bytes.Contains(b, prefix502) {
+		return c.Conn.Write(b)
+	}
+	fixed := bytes.Clone(b) // rare: only replies that start 502 5.5.1
+	for _, line := range badSequence {
+		for off := 0; ; {
+			i := bytes.Index(fixed[off:], line)
+			if i < 0 {
+				break
+			}
+			if i += off; i == 0 || fixed[i-1] == '\n' {
+				fixed[i+2] = '3'
+			}
+			off = i + len(line)
+		}
+	}
+	if _, err := c.Conn.Write(fixed); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // Close closes the connection and forgets it.
