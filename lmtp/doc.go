@@ -40,6 +40,7 @@
 //	DATA, disk full or quota      -            452 4.3.1 <rcpt> Insufficient system storage
 //	DATA, data not received       -            451 4.3.0 (as storage failed)
 //	any command panics            -            451 4.3.0 (as storage failed)
+//	DATA with no accepted RCPT    -            503 5.5.1 Missing RCPT TO command. (RFC 2033 §4.2)
 //
 // 2.1.5 after DATA is RFC 3463's "destination address valid", the code of
 // a positive delivery report. An accepted RCPT gets go-smtp's own
