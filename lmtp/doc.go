@@ -67,7 +67,7 @@
 //
 // # Bytes
 //
-// The message reaches spool.ReadMessage as received, dot-unstuffed (RFC
+// The message reaches Spool.ReadMessage as received, dot-unstuffed (RFC
 // 5321 §4.5.2) with its CRLF line ends, 8-bit and non-UTF-8 bytes, NUL,
 // lone CRs and bare LFs included; the spool turns each CRLF into LF. Only
 // CRLF ends a line, as RFC 5321 says: a "." after a bare LF is content.

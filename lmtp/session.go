@@ -186,7 +186,7 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error)
 		s.conn.inData.Store(true)
 		defer s.conn.inData.Store(false)
 	}
-	m, rerr := spool.ReadMessage(r)
+	m, rerr := s.srv.spool.ReadMessage(r)
 	if rerr != nil {
 		// Nothing was stored. A message over the global limit, or with a
 		// line longer than MaxLineLength, is refused for good (552 5.3.4);

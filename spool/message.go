@@ -56,7 +56,14 @@ type Message struct {
 // (as Mailman's LMTP runner does), so every recipient of the message gets
 // the same Message-ID and Message-ID-Hash.
 func ReadMessage(r io.Reader) (*Message, error) {
-	return readMessage(r, generateMessageID)
+	host, _ := os.Hostname()
+	return readMessage(r, func() string { return generateMessageID(host) })
+}
+
+// ReadMessage is the package's ReadMessage with a generated Message-ID
+// naming the spool's Hostname (--hostname) rather than the system's.
+func (s *Spool) ReadMessage(r io.Reader) (*Message, error) {
+	return readMessage(r, func() string { return generateMessageID(s.hostname) })
 }
 
 // readMessage is ReadMessage with the Message-ID generator given, so tests
@@ -123,12 +130,9 @@ func MessageIDHash(id string) string {
 
 // generateMessageID returns a new Message-ID in the shape of Python's
 // email.utils.make_msgid, which Mailman's LMTP runner uses:
-// <time.pid.random@host>.
-func generateMessageID() string {
-	host, err := os.Hostname()
-	if err != nil {
-		host = ""
-	}
+// <time.pid.random@host>. host is cleaned to a dot-atom; empty becomes
+// "localhost".
+func generateMessageID(host string) string {
 	host = dotAtom(host)
 	if host == "" {
 		host = "localhost"

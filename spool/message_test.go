@@ -371,3 +371,24 @@ func TestLargeMessageNoCopy(t *testing.T) {
 		t.Errorf("got %d pieces, want 3 (added, header, body)", len(pieces))
 	}
 }
+
+// TestGeneratedMessageIDHost: a Spool's ReadMessage names its Hostname
+// (--hostname) in a generated Message-ID, cleaned to a dot-atom.
+func TestGeneratedMessageIDHost(t *testing.T) {
+	for host, want := range map[string]string{
+		"lists.example.org": "@lists.example.org>",
+		"bad host/x":        "@badhostx>",
+	} {
+		sp, err := New(Options{Dir: t.TempDir(), Hostname: host})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := sp.ReadMessage(strings.NewReader("Subject: x\r\n\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := m.MessageID(); !strings.HasSuffix(id, want) {
+			t.Errorf("Hostname %q: Message-ID %q, want it to end %q", host, id, want)
+		}
+	}
+}
