@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/listgate/listgate/internal/corpus"
+	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 )
 
@@ -148,7 +149,7 @@ func BenchmarkReloadOneFile100k(b *testing.B) {
 		gen := w.Generation()
 		start := time.Now()
 		write(b, path, fmt.Sprintf("max_message_size = %d\n", n))
-		waitFor(b, 10*time.Second, "change visible", func() bool { return w.Generation() > gen })
+		testutil.WaitFor(b, 10*time.Second, "change visible", func() bool { return w.Generation() > gen })
 		total += time.Since(start)
 		if got := w.Snapshot().Resolve(rcpt).MaxMessageSize; got != int64(n) {
 			b.Fatalf("after reload: max_message_size %d, want %d", got, n)

@@ -1,53 +1,22 @@
 package lists_test
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 )
 
-// syncBuffer is a bytes.Buffer safe for the watcher's goroutine to log to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+func startWatch(t *testing.T, dir string) (*lists.Watcher, *testutil.SyncBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func startWatch(t *testing.T, dir string) (*lists.Watcher, *syncBuffer) {
-	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	w, err := lists.Watch(dir, lists.WatchOptions{
 		Logger:   slog.New(slog.NewTextHandler(logs, nil)),
 		Debounce: 20 * time.Millisecond,
@@ -84,27 +53,27 @@ func TestWatchHotReload(t *testing.T) {
 		t.Fatalf("before the file: %v", got)
 	}
 	write(t, filepath.Join(dir, "mylist@example.com"), "")
-	waitFor(t, second, "new list accepted", func() bool { return status(w, "mylist@example.com") == lists.Accept })
+	testutil.WaitFor(t, second, "new list accepted", func() bool { return status(w, "mylist@example.com") == lists.Accept })
 
 	write(t, filepath.Join(dir, "mylist@example.com"), "max_message_size = 100\n")
-	waitFor(t, second, "edit seen", func() bool { return w.Snapshot().Resolve("mylist@example.com").MaxMessageSize == 100 })
+	testutil.WaitFor(t, second, "edit seen", func() bool { return w.Snapshot().Resolve("mylist@example.com").MaxMessageSize == 100 })
 
 	tmp := filepath.Join(dir, ".other@example.com.tmp")
 	write(t, tmp, "description = \"moved in\"\n")
 	if err := os.Rename(tmp, filepath.Join(dir, "other@example.com")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, second, "mv into place", func() bool { return status(w, "other-request@example.com") == lists.Accept })
+	testutil.WaitFor(t, second, "mv into place", func() bool { return status(w, "other-request@example.com") == lists.Accept })
 
 	if err := os.Remove(filepath.Join(dir, "mylist@example.com")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, second, "removed list refused", func() bool { return status(w, "mylist@example.com") == lists.Unknown })
+	testutil.WaitFor(t, second, "removed list refused", func() bool { return status(w, "mylist@example.com") == lists.Unknown })
 
 	if err := os.Remove(filepath.Join(dir, "other@example.com")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, second, "last list of the domain removed", func() bool { return status(w, "other@example.com") == lists.NotServed })
+	testutil.WaitFor(t, second, "last list of the domain removed", func() bool { return status(w, "other@example.com") == lists.NotServed })
 }
 
 // TestWatchArtefacts: editor and package-manager files never become lists.
@@ -117,7 +86,7 @@ func TestWatchArtefacts(t *testing.T) {
 	}
 	// A real list after the artefacts: once it is seen, so were they.
 	write(t, filepath.Join(dir, "real@example.com"), "")
-	waitFor(t, time.Second, "real list", func() bool { return status(w, "real@example.com") == lists.Accept })
+	testutil.WaitFor(t, time.Second, "real list", func() bool { return status(w, "real@example.com") == lists.Accept })
 	snap := w.Snapshot()
 	if got := snap.Resolve("a@example.com").Status; got != lists.Unknown {
 		t.Errorf("artefact became a list: %v", got)
@@ -137,7 +106,7 @@ func TestWatchBrokenFile(t *testing.T) {
 	gen := w.Generation()
 
 	write(t, path, "description = \"ok\"\ndescripton = \"typo\"\n")
-	waitFor(t, time.Second, "reload", func() bool { return w.Generation() > gen })
+	testutil.WaitFor(t, time.Second, "reload", func() bool { return w.Generation() > gen })
 	v := w.Snapshot().Resolve("announce@example.org")
 	if v.Status != lists.Accept || v.MaxMessageSize != 1000 {
 		t.Errorf("broken edit: %+v, want the last good settings", v)
@@ -154,13 +123,13 @@ func TestWatchBrokenFile(t *testing.T) {
 	// A forced rescan changes nothing and logs nothing new.
 	gen = w.Generation()
 	w.Rescan()
-	waitFor(t, time.Second, "rescan", func() bool { return w.Generation() > gen })
+	testutil.WaitFor(t, time.Second, "rescan", func() bool { return w.Generation() > gen })
 	if n := strings.Count(logs.String(), logged); n != 1 {
 		t.Errorf("after rescan logged %d times, want once", n)
 	}
 
 	write(t, filepath.Join(dir, "new@example.org"), "[broken\n")
-	waitFor(t, time.Second, "new broken list", func() bool { return status(w, "new@example.org") != lists.Unknown })
+	testutil.WaitFor(t, time.Second, "new broken list", func() bool { return status(w, "new@example.org") != lists.Unknown })
 	for _, rcpt := range []string{"new@example.org", "new-request@example.org"} {
 		if v := w.Snapshot().Resolve(rcpt); v.Status != lists.Broken || v.Status.Reply().Code != 451 {
 			t.Errorf("%s: %+v, want 451 tempfail", rcpt, v)
@@ -169,7 +138,7 @@ func TestWatchBrokenFile(t *testing.T) {
 
 	// Fixing the file clears the problem.
 	write(t, path, "description = \"fixed\"\n")
-	waitFor(t, time.Second, "fix seen", func() bool { return len(w.Snapshot().Problems()) == 1 })
+	testutil.WaitFor(t, time.Second, "fix seen", func() bool { return len(w.Snapshot().Problems()) == 1 })
 }
 
 // TestWatchConfigMap: a Kubernetes ConfigMap mount (symlinks into ..data,
@@ -204,7 +173,7 @@ func TestWatchConfigMap(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "..data swap", func() bool { return w.Snapshot().Resolve("cm@example.com").MaxMessageSize == 2 })
+	testutil.WaitFor(t, time.Second, "..data swap", func() bool { return w.Snapshot().Resolve("cm@example.com").MaxMessageSize == 2 })
 }
 
 // TestWatchDirReplaced: the lists directory itself renamed away and
@@ -228,13 +197,13 @@ func TestWatchDirReplaced(t *testing.T) {
 	if err := os.Rename(next, dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "replacement dir read", func() bool { return status(w, "new@example.com") == lists.Accept })
+	testutil.WaitFor(t, 2*time.Second, "replacement dir read", func() bool { return status(w, "new@example.com") == lists.Accept })
 	if got := status(w, "old@example.com"); got != lists.Unknown {
 		t.Errorf("old list still answers: %v", got)
 	}
 	// And the new directory is watched for changes.
 	write(t, filepath.Join(dir, "later@example.com"), "")
-	waitFor(t, time.Second, "change in replacement dir", func() bool { return status(w, "later@example.com") == lists.Accept })
+	testutil.WaitFor(t, time.Second, "change in replacement dir", func() bool { return status(w, "later@example.com") == lists.Accept })
 }
 
 // TestWatchRescanSeesUnwatchedChange: Rescan (SIGHUP) picks up what no
@@ -250,7 +219,7 @@ func TestWatchRescanSeesUnwatchedChange(t *testing.T) {
 	write(t, target, "max_message_size = 22\n")
 	gen := w.Generation()
 	w.Rescan()
-	waitFor(t, time.Second, "rescan", func() bool { return w.Generation() > gen })
+	testutil.WaitFor(t, time.Second, "rescan", func() bool { return w.Generation() > gen })
 	if v := w.Snapshot().Resolve("ln@example.com"); v.MaxMessageSize != 22 {
 		t.Errorf("after rescan: %+v", v)
 	}
@@ -264,14 +233,14 @@ func TestWatchDomainChanges(t *testing.T) {
 	write(t, filepath.Join(dir, "keep@example.org"), "")
 	w, logs := startWatch(t, dir)
 	write(t, filepath.Join(dir, "team@newdom.example"), "")
-	waitFor(t, time.Second, "new domain", func() bool { return status(w, "team@newdom.example") == lists.Accept })
+	testutil.WaitFor(t, time.Second, "new domain", func() bool { return status(w, "team@newdom.example") == lists.Accept })
 	if !strings.Contains(logs.String(), `msg="domain newly served`) || !strings.Contains(logs.String(), "domain=newdom.example") {
 		t.Errorf("no warning for the new domain:\n%s", logs)
 	}
 	if err := os.Remove(filepath.Join(dir, "team@newdom.example")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "domain gone", func() bool { return status(w, "team@newdom.example") == lists.NotServed })
+	testutil.WaitFor(t, time.Second, "domain gone", func() bool { return status(w, "team@newdom.example") == lists.NotServed })
 	if n := strings.Count(logs.String(), `msg="domain no longer served`); n != 1 {
 		t.Errorf("%d warnings for the removed domain, want 1:\n%s", n, logs)
 	}

@@ -2,7 +2,6 @@ package lmtp
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/spool"
 )
@@ -65,7 +64,7 @@ type harness struct {
 	addr     string
 	listsDir string
 	spoolDir string
-	logs     *syncBuffer
+	logs     *testutil.SyncBuffer
 	reg      *prometheus.Registry
 	watcher  *lists.Watcher
 	fault    atomic.Pointer[func(spool.Op, string) error]
@@ -75,7 +74,7 @@ type harness struct {
 
 func start(t testing.TB, cfg config) *harness {
 	t.Helper()
-	h := &harness{t: t, network: cfg.network, logs: &syncBuffer{}, reg: prometheus.NewRegistry(),
+	h := &harness{t: t, network: cfg.network, logs: &testutil.SyncBuffer{}, reg: prometheus.NewRegistry(),
 		served: make(chan error, 1)}
 	if h.network == "" {
 		h.network = "tcp"
@@ -389,20 +388,6 @@ func (h *harness) logLines(msg string) []map[string]any {
 	return out
 }
 
-// waitFor waits until cond holds, failing the test after d.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
-	}
-}
-
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -412,24 +397,6 @@ func writeFile(t testing.TB, path, content string) {
 
 // message builds a message with CRLF line ends from LF-separated text.
 func message(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func readFile(t testing.TB, path string) string {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/spool"
 )
@@ -580,7 +581,7 @@ func TestDataDeadlineMoves(t *testing.T) {
 		at := time.Now()
 		r.write(chunk)
 		sent += len(chunk)
-		waitFor(t, 5*time.Second, fmt.Sprintf("chunk %d to be read and a new deadline set", i), func() bool {
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("chunk %d to be read and a new deadline set", i), func() bool {
 			ds, read := d.state()
 			return read >= sent && len(ds) > 0 && !ds[len(ds)-1].Before(at.Add(timeout))
 		})

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 )
 
@@ -99,7 +100,7 @@ func TestShutdownLetsTransactionFinish(t *testing.T) {
 
 	result := make(chan error, 1)
 	go func() { result <- h.shutdown(30 * time.Second) }()
-	waitFor(t, 5*time.Second, "Shutdown to begin", h.closing)
+	testutil.WaitFor(t, 5*time.Second, "Shutdown to begin", h.closing)
 	if !idle.eof() {
 		t.Errorf("idle connection not closed during Shutdown")
 	}

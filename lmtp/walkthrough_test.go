@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 )
 
@@ -42,7 +43,7 @@ func TestMailmanWalkthrough(t *testing.T) {
 	// create_list('mylist@example.com'): add its file.
 	gen := h.watcher.Generation()
 	writeFile(t, filepath.Join(h.listsDir, "mylist@example.com"), "")
-	waitFor(t, 5*time.Second, "the watcher to load the new list", func() bool { return h.watcher.Generation() > gen })
+	testutil.WaitFor(t, 5*time.Second, "the watcher to load the new list", func() bool { return h.watcher.Generation() > gen })
 
 	// The posting address, on the same connection.
 	r.cmd("MAIL FROM:<anne.person@example.com>")

@@ -7,7 +7,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/listgate/listgate/lists"
 )
@@ -361,7 +361,7 @@ listgate_milter_messages_total{result="error"} 0
 listgate_milter_messages_total{result="too-large"} 2
 listgate_milter_messages_total{result="unchecked"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "listgate_milter_messages_total"); err != nil {
+	if err := promtestutil.GatherAndCompare(reg, strings.NewReader(want), "listgate_milter_messages_total"); err != nil {
 		t.Error(err)
 	}
 }

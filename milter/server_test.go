@@ -11,7 +11,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/listgate/listgate/lists"
 )
@@ -256,12 +256,12 @@ listgate_milter_rcpt_total{verdict="tempfail"} 1
 listgate_milter_rcpt_total{verdict="too-large"} 1
 listgate_milter_rcpt_total{verdict="unknown"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+	if err := promtestutil.GatherAndCompare(reg, strings.NewReader(want),
 		"listgate_milter_connections", "listgate_milter_rcpt_total"); err != nil {
 		t.Error(err)
 	}
 	for _, name := range []string{"listgate_milter_panics_total", "listgate_milter_protocol_errors_total"} {
-		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 1 {
+		if n, err := promtestutil.GatherAndCount(reg, name); err != nil || n != 1 {
 			t.Errorf("%s: %d series, %v; want 1", name, n, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 	"go.uber.org/goleak"
 
+	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 )
 
@@ -72,7 +73,7 @@ func TestShutdownIdle(t *testing.T) {
 			t.Run(network+"/"+tt.name, func(t *testing.T) {
 				ts := startServer(t, network, Options{})
 				tt.open(t, ts)
-				waitFor(t, 5*time.Second, "the server to see the connection", func() bool { return ts.openConns() == 1 })
+				testutil.WaitFor(t, 5*time.Second, "the server to see the connection", func() bool { return ts.openConns() == 1 })
 				ts.shutdown(t)
 				if n := ts.openConns(); n != 0 {
 					t.Errorf("%d connections left open", n)
@@ -97,7 +98,7 @@ func TestShutdownInFlight(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- ts.Shutdown(context.Background()) }()
-	waitFor(t, 5*time.Second, "the idle connection to close", func() bool { return ts.openConns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the idle connection to close", func() bool { return ts.openConns() == 1 })
 	if _, err := net.Dial(ts.network, ts.addr); err == nil {
 		t.Error("new connection accepted during Shutdown")
 	}
@@ -157,7 +158,7 @@ func TestShutdownDeadline(t *testing.T) {
 	if _, err := s.Rcpt("mylist@example.com", ""); err == nil {
 		t.Error("connection still answered after Shutdown's deadline")
 	}
-	waitFor(t, 5*time.Second, "connections to close", func() bool { return ts.openConns() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "connections to close", func() bool { return ts.openConns() == 0 })
 	goleak.VerifyNone(t)
 }
 
