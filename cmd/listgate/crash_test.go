@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/listgate/listgate/internal/daemontest"
+	"github.com/listgate/listgate/internal/testutil"
+)
+
+// TestKillDuringDeliveries: `listgate serve` is killed with SIGKILL while
+// two clients deliver a stream of messages. Every message that got its
+// 250 is afterwards in new/, whole; no file in new/ is partial or
+// unacknowledged beyond the one message whose 250 may have been lost
+// with the connection; tmp/ holds at most what was in flight. This is
+// the "a 250 means the message is on disk" promise as far as a process
+// crash can test it (a power cut also needs the fsyncs, which the spool's
+// fault-injection tests cover).
+func TestKillDuringDeliveries(t *testing.T) {
+	listsDir, spoolDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(listsDir, "crash@example.org"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := daemontest.Start(t, []string{"lmtp"}, "--lists", listsDir, "--spool", spoolDir,
+		"--lmtp", "inet:127.0.0.1:0", "--milter", "")
+	addr := strings.TrimPrefix(d.Addr("lmtp"), "inet:")
+
+	const clients, perClient = 2, 400
+	body := strings.Repeat("0123456789abcdef", 4096) // 64 KiB: writes take a while
+	type result struct {
+		acked []string // message tokens that got 250
+		sent  string   // the token in flight when the connection died
+	}
+	results := make(chan result, clients)
+	for c := range clients {
+		go func() {
+			var r result
+			defer func() { results <- r }()
+			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return
+			}
+			cl := smtp.NewClientLMTP(conn)
+			defer cl.Close()
+			if cl.Hello("crash.test") != nil {
+				return
+			}
+			for i := range perClient {
+				tok := fmt.Sprintf("tok-%d-%04d", c, i)
+				r.sent = tok
+				msg := "Message-ID: <" + tok + "@crash.test>\r\nSubject: " + tok + "\r\n\r\n" + body + "\r\nend " + tok + "\r\n"
+				if cl.SendMail("anne@example.net", []string{"crash@example.org"}, strings.NewReader(msg)) != nil {
+					return
+				}
+				r.acked = append(r.acked, tok)
+			}
+		}()
+	}
+	// Kill once some deliveries are through, while others are in flight.
+	newDir := filepath.Join(spoolDir, "example.org", "crash", "post", "new")
+	testutil.WaitFor(t, 30*time.Second, "20 deliveries", func() bool {
+		files, _ := os.ReadDir(newDir)
+		return len(files) >= 20
+	})
+	d.Signal(t, syscall.SIGKILL)
+
+	var acked []string
+	inFlight := map[string]bool{}
+	for range clients {
+		r := <-results
+		acked = append(acked, r.acked...)
+		if r.sent != "" {
+			inFlight[r.sent] = true
+		}
+	}
+	if len(acked) == 0 || len(acked) == clients*perClient {
+		t.Fatalf("%d messages acknowledged: the kill did not land mid-stream", len(acked))
+	}
+
+	files, err := os.ReadDir(newDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokRE := regexp.MustCompile(`(?m)^Subject: (tok-\d-\d{4})$`)
+	stored := map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(newDir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := tokRE.FindSubmatch(b)
+		if m == nil {
+			t.Errorf("%s: no token; a partial file?", f.Name())
+			continue
+		}
+		tok := string(m[1])
+		if !strings.HasSuffix(string(b), "\nend "+tok+"\n") {
+			t.Errorf("%s (%s) is not whole: %d bytes", f.Name(), tok, len(b))
+		}
+		stored[tok] = true
+	}
+	for _, tok := range acked {
+		if !stored[tok] {
+			t.Errorf("%s got a 250 but is not in new/", tok)
+		}
+	}
+	for tok := range stored {
+		if !slices.Contains(acked, tok) && !inFlight[tok] {
+			t.Errorf("%s is in new/ but was neither acknowledged nor in flight", tok)
+		}
+	}
+	tmp, _ := os.ReadDir(filepath.Join(spoolDir, "example.org", "crash", "post", "tmp"))
+	if len(tmp) > clients {
+		t.Errorf("%d files left in tmp/, more than the %d deliveries in flight", len(tmp), clients)
+	}
+	t.Logf("killed after %d acknowledged deliveries; %d files in new/, %d in tmp/", len(acked), len(files), len(tmp))
+}
