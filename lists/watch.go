@@ -341,9 +341,6 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 // relay access denied) or, for a domain no longer served, accepts its mail
 // and bounces it when the LMTP sink refuses it.
 func (w *Watcher) logDomainChanges(old, s *Snapshot) {
-	if len(old.domains) == len(s.domains) && w.sameDomains(old, s) {
-		return
-	}
 	for d := range old.domains {
 		if _, ok := s.domains[d]; !ok {
 			w.log.Warn("domain no longer served: remove it from Postfix's relay_domains, or keep a domain file "+
@@ -357,13 +354,4 @@ func (w *Watcher) logDomainChanges(old, s *Snapshot) {
 				"until then Postfix refuses its mail", "domain", d, "file", w.dir)
 		}
 	}
-}
-
-func (w *Watcher) sameDomains(old, s *Snapshot) bool {
-	for d := range old.domains {
-		if _, ok := s.domains[d]; !ok {
-			return false
-		}
-	}
-	return true
 }

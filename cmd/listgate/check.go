@@ -31,11 +31,7 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() == 0 {
 		return 0, fmt.Errorf("%w: give at least one ADDRESS", errUsage)
 	}
-	opts, err := lf.options()
-	if err != nil {
-		return 0, err
-	}
-	snap, err := lists.Load(lf.dir, opts)
+	snap, err := lf.load()
 	if err != nil {
 		return 0, err
 	}

@@ -42,6 +42,16 @@ func (f *listsFlags) options() (lists.Options, error) {
 	return lists.Options{Delimiters: f.delimiter}, nil
 }
 
+// load reads the lists directory once, as the one-shot commands (check,
+// lists) see it.
+func (f *listsFlags) load() (*lists.Snapshot, error) {
+	opts, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	return lists.Load(f.dir, opts)
+}
+
 // sizeFlag is a flag.Value for a size in bytes with an optional unit.
 type sizeFlag int64
 

@@ -28,11 +28,7 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() != 0 {
 		return 0, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	opts, err := lf.options()
-	if err != nil {
-		return 0, err
-	}
-	snap, err := lists.Load(lf.dir, opts)
+	snap, err := lf.load()
 	if err != nil {
 		return 0, err
 	}
