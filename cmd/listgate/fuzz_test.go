@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/listgate/listgate/postconf"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +61,7 @@ func FuzzParseEndpoint(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		e, on, err := parseEndpoint("lmtp", v)
+		e, on, err := postconf.ParseEndpoint("lmtp", v)
 		if err != nil {
 			if !strings.Contains(err.Error(), "--lmtp") {
 				t.Errorf("error does not name the flag: %v", err)
@@ -73,7 +74,7 @@ func FuzzParseEndpoint(f *testing.F) {
 			}
 			return
 		}
-		again, on2, err := parseEndpoint("lmtp", e.String())
+		again, on2, err := postconf.ParseEndpoint("lmtp", e.String())
 		if err != nil || !on2 || again != e {
 			t.Errorf("%q -> %v -> %v, %v, %v", v, e, again, on2, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/listgate/listgate/postconf"
 	"io"
 	"net"
 	"os"
@@ -71,8 +72,8 @@ type setup struct {
 	snap     *lists.Snapshot
 	domains  []string // served domains, A-labels, sorted
 	forms    []string // every spelling Postfix must list: A-labels, then U-labels of IDNs
-	lmtp     endpoint
-	milter   endpoint
+	lmtp     postconf.Endpoint
+	milter   postconf.Endpoint
 	delim    string // Postfix's spelling: "" for none
 	maxSize  int64
 	queueDir string
@@ -158,7 +159,7 @@ func (f *postfixFlags) setup(set map[string]bool, stderr io.Writer) (*setup, err
 		name string
 		v    *string
 		port string // listgate serve's default port
-		ep   *endpoint
+		ep   *postconf.Endpoint
 	}{{"lmtp", &f.lmtp, "8024", &s.lmtp}, {"milter", &f.milter, "8025", &s.milter}} {
 		switch {
 		case set[d.name]:
@@ -167,14 +168,14 @@ func (f *postfixFlags) setup(set map[string]bool, stderr io.Writer) (*setup, err
 		default:
 			*d.v = "inet:127.0.0.1:" + d.port
 		}
-		ep, on, err := parseEndpoint(d.name, *d.v)
+		ep, on, err := postconf.ParseEndpoint(d.name, *d.v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		if !on {
 			return nil, fmt.Errorf("%w: --%s is empty: Postfix needs listgate's %s door", errUsage, d.name, d.name)
 		}
-		if f.unix && (ep.network != "unix" || !underDir(ep.address, s.queueDir)) {
+		if f.unix && (ep.Network != "unix" || !underDir(ep.Address, s.queueDir)) {
 			return nil, fmt.Errorf("%w: --%s %s: with --unix, give a unix socket under --queue-directory %s, where a chrooted Postfix can reach it", errUsage, d.name, ep, s.queueDir)
 		}
 		*d.ep = ep
@@ -216,15 +217,15 @@ func underDir(path, dir string) bool {
 // unix socket under the queue directory is relative to it: every Postfix
 // daemon runs there, and a chrooted one sees nothing else. A wildcard
 // listening host is reached on loopback.
-func postfixName(e endpoint, queueDir string) string {
-	if e.network == "unix" {
-		if underDir(e.address, queueDir) {
-			rel, _ := filepath.Rel(queueDir, e.address)
+func postfixName(e postconf.Endpoint, queueDir string) string {
+	if e.Network == "unix" {
+		if underDir(e.Address, queueDir) {
+			rel, _ := filepath.Rel(queueDir, e.Address)
 			return "unix:" + rel
 		}
-		return "unix:" + e.address
+		return "unix:" + e.Address
 	}
-	host, port, _ := net.SplitHostPort(e.address)
+	host, port, _ := net.SplitHostPort(e.Address)
 	switch ip := net.ParseIP(host); {
 	case ip == nil:
 	case ip.Equal(net.IPv4zero):
@@ -262,8 +263,8 @@ func writeSnippet(w io.Writer, s *setup) error {
 # "postfix reload".
 `, s.dir, s.lmtp, s.milter, delimFlag, s.maxSize, len(s.snap.Lists()), len(s.domains))
 	var dirs []string
-	for _, e := range []endpoint{s.lmtp, s.milter} {
-		if d := filepath.Dir(e.address); e.network == "unix" && !slices.Contains(dirs, d) {
+	for _, e := range []postconf.Endpoint{s.lmtp, s.milter} {
+		if d := filepath.Dir(e.Address); e.Network == "unix" && !slices.Contains(dirs, d) {
 			dirs = append(dirs, d)
 		}
 	}
@@ -272,12 +273,12 @@ func writeSnippet(w io.Writer, s *setup) error {
 			"#   install -d -o listgate -g postfix -m 2750 %s\n", strings.Join(dirs, " "))
 	}
 	masterNote := "#\n# master.cf needs no change.\n"
-	for _, e := range []endpoint{s.lmtp, s.milter} {
-		if e.network == "unix" && !underDir(e.address, s.queueDir) {
+	for _, e := range []postconf.Endpoint{s.lmtp, s.milter} {
+		if e.Network == "unix" && !underDir(e.Address, s.queueDir) {
 			masterNote = fmt.Sprintf("#\n# master.cf: %s is outside Postfix's queue directory\n"+
 				"# %s, where a chrooted smtpd or lmtp cannot reach it: set their\n"+
 				"# chroot column to n, or run listgate with sockets under %s (--unix).\n",
-				e.address, s.queueDir, s.queueDir)
+				e.Address, s.queueDir, s.queueDir)
 		}
 	}
 	b.WriteString(masterNote)
@@ -360,15 +361,15 @@ func readPostconf(file string, stdin io.Reader) (name, text string, err error) {
 // postconf is a Postfix configuration as "postconf -n" prints it: the
 // parameters main.cf sets. Lines "service/type/name = value" ("postconf
 // -P") are master.cf overrides.
-type postconf struct {
+type mainCF struct {
 	main   map[string]string
 	master map[string]string // "smtp/inet/smtpd_milters" -> value
 }
 
 // parsePostconf reads postconf -n (or main.cf) syntax: "name = value",
 // continuation lines starting with white space, "#" comments.
-func parsePostconf(text, name string) (*postconf, error) {
-	pc := &postconf{main: map[string]string{}, master: map[string]string{}}
+func parsePostconf(text, name string) (*mainCF, error) {
+	pc := &mainCF{main: map[string]string{}, master: map[string]string{}}
 	var last map[string]string
 	var lastKey string
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -470,7 +471,7 @@ func (f finding) String() string { return f.param + ": " + f.problem + "; fix: "
 
 // checker judges a Postfix configuration against a listgate setup.
 type checker struct {
-	pc       *postconf
+	pc       *mainCF
 	lg       *setup
 	postmap  string // postmap(1), for tables other than inline: and static:
 	findings []finding
@@ -913,72 +914,13 @@ func (c *checker) route(domain, cls string) route {
 	return r
 }
 
-// parsePostfixAddr reads an address as main.cf names a milter or an LMTP
-// next hop: unix:path (relative to the queue directory), inet:host:port,
-// or for LMTP also host:port, [host]:port and host (port 24).
-func parsePostfixAddr(s, queueDir string, lmtp bool) (endpoint, bool) {
-	switch {
-	case strings.HasPrefix(s, "unix:") || strings.HasPrefix(s, "local:"):
-		_, p, _ := strings.Cut(s, ":")
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(queueDir, p)
-		}
-		return endpoint{"unix", filepath.Clean(p)}, true
-	case strings.HasPrefix(s, "inet:"):
-		s = strings.TrimPrefix(s, "inet:")
-	case !lmtp:
-		return endpoint{}, false
-	}
-	host, port := s, ""
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return endpoint{}, false
-		}
-		host, port = s[1:end], strings.TrimPrefix(s[end+1:], ":")
-	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
-		host, port = s[:i], s[i+1:]
-	}
-	if port == "" {
-		if !lmtp {
-			return endpoint{}, false
-		}
-		port = "24"
-	}
-	return endpoint{"tcp", net.JoinHostPort(strings.ToLower(host), port)}, true
-}
-
-// reaches reports whether Postfix connecting to pf reaches listgate
-// listening on lg.
-func reaches(pf, lg endpoint) bool {
-	if pf.network != lg.network {
-		return false
-	}
-	if pf.network == "unix" {
-		return filepath.Clean(pf.address) == filepath.Clean(lg.address)
-	}
-	ph, pp, _ := net.SplitHostPort(pf.address)
-	lh, lp, _ := net.SplitHostPort(lg.address)
-	if pp != lp {
-		return false
-	}
-	if ph == strings.ToLower(lh) {
-		return true
-	}
-	lip := net.ParseIP(lh)
-	if lip != nil && lip.IsUnspecified() {
-		return true // listgate listens everywhere
-	}
-	return ph == "localhost" && lip != nil && lip.IsLoopback()
-}
-
 // toListgate reports whether a route delivers to listgate's LMTP sink, and
 // if not, why.
 func (c *checker) toListgate(r route) (bool, string) {
 	qdir := c.param("queue_directory")
 	for _, nh := range splitList(r.nexthop) {
-		ep, ok := parsePostfixAddr(nh, qdir, true)
-		if !ok || !reaches(ep, c.lg.lmtp) {
+		ep, ok := postconf.ParseClientAddr(nh, qdir, true)
+		if !ok || !postconf.Reaches(ep, c.lg.lmtp) {
 			continue
 		}
 		if r.transport == "smtp" || r.transport == "relay" {
@@ -1025,7 +967,7 @@ func parseMilters(v string) []milterEntry {
 func (c *checker) findMilter(entries []milterEntry) *milterEntry {
 	qdir := c.param("queue_directory")
 	for i := range entries {
-		if ep, ok := parsePostfixAddr(entries[i].addr, qdir, false); ok && reaches(ep, c.lg.milter) {
+		if ep, ok := postconf.ParseClientAddr(entries[i].addr, qdir, false); ok && postconf.Reaches(ep, c.lg.milter) {
 			return &entries[i]
 		}
 	}

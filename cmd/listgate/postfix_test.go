@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/listgate/listgate/postconf"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,16 +234,16 @@ func TestPostfixUsage(t *testing.T) {
 
 func TestPostfixName(t *testing.T) {
 	for _, tc := range []struct {
-		in   endpoint
+		in   postconf.Endpoint
 		want string
 	}{
-		{endpoint{"tcp", "127.0.0.1:8024"}, "inet:127.0.0.1:8024"},
-		{endpoint{"tcp", "0.0.0.0:8025"}, "inet:127.0.0.1:8025"},
-		{endpoint{"tcp", "[::]:8025"}, "inet:[::1]:8025"},
-		{endpoint{"tcp", "[::1]:8025"}, "inet:[::1]:8025"},
-		{endpoint{"unix", "/var/spool/postfix/listgate/lmtp"}, "unix:listgate/lmtp"},
-		{endpoint{"unix", "/run/listgate/lmtp"}, "unix:/run/listgate/lmtp"},
-		{endpoint{"unix", "/var/spool/postfix-other/lmtp"}, "unix:/var/spool/postfix-other/lmtp"},
+		{postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8024"}, "inet:127.0.0.1:8024"},
+		{postconf.Endpoint{Network: "tcp", Address: "0.0.0.0:8025"}, "inet:127.0.0.1:8025"},
+		{postconf.Endpoint{Network: "tcp", Address: "[::]:8025"}, "inet:[::1]:8025"},
+		{postconf.Endpoint{Network: "tcp", Address: "[::1]:8025"}, "inet:[::1]:8025"},
+		{postconf.Endpoint{Network: "unix", Address: "/var/spool/postfix/listgate/lmtp"}, "unix:listgate/lmtp"},
+		{postconf.Endpoint{Network: "unix", Address: "/run/listgate/lmtp"}, "unix:/run/listgate/lmtp"},
+		{postconf.Endpoint{Network: "unix", Address: "/var/spool/postfix-other/lmtp"}, "unix:/var/spool/postfix-other/lmtp"},
 	} {
 		if got := postfixName(tc.in, "/var/spool/postfix"); got != tc.want {
 			t.Errorf("postfixName(%v) = %q, want %q", tc.in, got, tc.want)
@@ -253,11 +254,11 @@ func TestPostfixName(t *testing.T) {
 // The addresses main.cf may name listgate by, and whether each reaches a
 // listgate listening on 127.0.0.1:8024 or /var/spool/postfix/listgate/lmtp.
 func TestReaches(t *testing.T) {
-	tcp, sock := endpoint{"tcp", "127.0.0.1:8024"}, endpoint{"unix", "/var/spool/postfix/listgate/lmtp"}
+	tcp, sock := postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8024"}, postconf.Endpoint{Network: "unix", Address: "/var/spool/postfix/listgate/lmtp"}
 	for _, tc := range []struct {
 		addr  string
 		lmtp  bool
-		lg    endpoint
+		lg    postconf.Endpoint
 		reach bool
 	}{
 		{"inet:127.0.0.1:8024", false, tcp, true},
@@ -273,10 +274,10 @@ func TestReaches(t *testing.T) {
 		{"unix:/var/spool/postfix/listgate/lmtp", true, sock, true},
 		{"local:listgate/lmtp", false, sock, true},
 		{"unix:listgate/milter", true, sock, false},
-		{"inet:127.0.0.1:8024", true, endpoint{"tcp", "0.0.0.0:8024"}, true},
+		{"inet:127.0.0.1:8024", true, postconf.Endpoint{Network: "tcp", Address: "0.0.0.0:8024"}, true},
 	} {
-		ep, ok := parsePostfixAddr(tc.addr, "/var/spool/postfix", tc.lmtp)
-		if got := ok && reaches(ep, tc.lg); got != tc.reach {
+		ep, ok := postconf.ParseClientAddr(tc.addr, "/var/spool/postfix", tc.lmtp)
+		if got := ok && postconf.Reaches(ep, tc.lg); got != tc.reach {
 			t.Errorf("%q (lmtp %v) reaches %v: %v, want %v", tc.addr, tc.lmtp, tc.lg, got, tc.reach)
 		}
 	}

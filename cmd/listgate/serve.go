@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/listgate/listgate/postconf"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -62,7 +63,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 // door is one listening server of `listgate serve`.
 type door struct {
 	name     string // flag name, also the log key's value
-	ep       endpoint
+	ep       postconf.Endpoint
 	ln       net.Listener
 	serve    func(net.Listener) error
 	shutdown func(context.Context) error
@@ -129,11 +130,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	eps := make(map[string]endpoint)
+	eps := make(map[string]postconf.Endpoint)
 	for _, d := range []struct{ flag, value string }{
 		{"lmtp", f.lmtp}, {"milter", f.milter}, {"policy", f.policy}, {"socketmap", f.sockmap},
 	} {
-		ep, on, err := parseEndpoint(d.flag, d.value)
+		ep, on, err := postconf.ParseEndpoint(d.flag, d.value)
 		if err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -205,7 +206,7 @@ func serve(args []string, stderr io.Writer) error {
 			io.WriteString(w, "ok\n")
 		})
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		doors = append(doors, &door{name: "metrics", ep: endpoint{"tcp", f.metrics},
+		doors = append(doors, &door{name: "metrics", ep: postconf.Endpoint{Network: "tcp", Address: f.metrics},
 			serve: hs.Serve, shutdown: hs.Shutdown})
 	}
 	if len(doors) == 0 {
@@ -227,8 +228,8 @@ func serve(args []string, stderr io.Writer) error {
 	errc := make(chan error, len(doors))
 	for _, d := range doors {
 		addr := d.ep
-		if addr.network != "unix" {
-			addr.address = d.ln.Addr().String() // the port chosen for :0
+		if addr.Network != "unix" {
+			addr.Address = d.ln.Addr().String() // the port chosen for :0
 		}
 		log.Info("listening", "door", d.name, "addr", addr.String())
 		go func() {
@@ -272,8 +273,8 @@ wait:
 			if err := d.shutdown(ctx); err != nil && !isClosed(err) {
 				log.Error("shutdown", "door", d.name, "err", err)
 			}
-			if d.ep.network == "unix" {
-				os.Remove(d.ep.address)
+			if d.ep.Network == "unix" {
+				os.Remove(d.ep.Address)
 			}
 		}()
 	}
