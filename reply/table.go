@@ -96,7 +96,6 @@ const (
 	Policy
 	// Socketmap is a Postfix socketmap table (socketmap_table(5)).
 	Socketmap
-	numDoors = iota
 )
 
 var doorNames = [...]string{LMTP: "lmtp", Milter: "milter", Policy: "policy", Socketmap: "socketmap"}
