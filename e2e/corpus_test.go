@@ -10,6 +10,7 @@ import (
 
 	"github.com/listgate/listgate/internal/corpus"
 	"github.com/listgate/listgate/lists"
+	replies "github.com/listgate/listgate/reply"
 )
 
 // 7. The verdict corpus (lists/testdata) through Postfix's smtpd, with
@@ -63,7 +64,7 @@ func TestCorpus(t *testing.T) {
 		case c.Status == lists.NotServed:
 			want = "RCPT 554 5.7.1 <" + wire(c.Rcpt) + ">: Relay access denied"
 		default: // unknown, tempfail: the milter's reply, as the LMTP door's
-			want = fmt.Sprintf("RCPT %d %s %s", c.Code, c.Enhanced, c.Status.Reply().Text)
+			want = fmt.Sprintf("RCPT %d %s %s", c.Code, c.Enhanced, replies.For(replies.Milter, replies.RCPT, replies.Of(c.Status)).Reply.Text)
 		}
 		got := fmt.Sprintf("%s %d", r.Stage, r.Code)
 		if r.Code != 250 {

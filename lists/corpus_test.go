@@ -9,7 +9,8 @@ import (
 )
 
 // TestCorpus runs the verdict corpus against Resolve directly. The doors
-// run the same corpus over their sockets.
+// run the same corpus over their sockets; package reply checks the
+// corpus's reply codes against its table.
 func TestCorpus(t *testing.T) {
 	cases, err := corpus.Load()
 	if err != nil {
@@ -26,10 +27,6 @@ func TestCorpus(t *testing.T) {
 			want := fmt.Sprintf("%v %s %s %q", c.Status, c.List, c.Kind, c.Extension)
 			if got != want {
 				t.Errorf("verdicts.txt:%d: Resolve(%q) = %s, want %s", c.Line, c.Rcpt, got, want)
-			}
-			r := v.Status.Reply()
-			if code, enh := r.Code, fmt.Sprintf("%d.%d.%d", r.Enhanced[0], r.Enhanced[1], r.Enhanced[2]); code != c.Code || enh != c.Enhanced {
-				t.Errorf("verdicts.txt:%d: reply for %q = %d %s, want %d %s", c.Line, c.Rcpt, code, enh, c.Code, c.Enhanced)
 			}
 		})
 	}

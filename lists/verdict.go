@@ -1,9 +1,8 @@
 package lists
 
-import "fmt"
-
 // Status is the outcome of resolving a recipient. Each status has exactly
-// one reply per door, given by the verdict table in DESIGN.md and by Reply.
+// one answer per door, given by the verdict table of docs/design.md,
+// which package reply holds.
 type Status uint8
 
 const (
@@ -118,6 +117,11 @@ type Verdict struct {
 	MaxMessageSize int64
 }
 
+// DefaultMaxMessageSize is the global message size limit when none is
+// given (--max-message-size, and a zero MaxMessageSize in the Options of
+// the lmtp and milter doors): 64 MiB, in octets as received.
+const DefaultMaxMessageSize = 64 << 20
+
 // CheckSize returns v with Status TooLarge if v accepts and size (bytes, as
 // announced by SIZE= or as received) exceeds the list's max_message_size or
 // globalMax (0 means no global limit). Otherwise it returns v unchanged.
@@ -129,50 +133,6 @@ func (v Verdict) CheckSize(size, globalMax int64) Verdict {
 		v.Status = TooLarge
 	}
 	return v
-}
-
-// Reply is a door-neutral SMTP reply: a code, an RFC 3463 enhanced status
-// code and the text. Every door builds its answer from one of these, so
-// their texts cannot drift apart.
-type Reply struct {
-	Code     int    // RFC 5321 reply code, e.g. 550
-	Enhanced [3]int // RFC 3463 enhanced status code, e.g. {5, 1, 1}
-	Text     string // human-readable text, without the codes
-}
-
-// String formats r as it appears on the wire, without CRLF:
-// "550 5.1.1 Requested action not taken: mailbox unavailable".
-func (r Reply) String() string {
-	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
-}
-
-// The replies of DESIGN.md's verdict table. The 550 text is Mailman's.
-var (
-	ReplyAccept   = Reply{250, [3]int{2, 1, 5}, "Ok"}
-	ReplyUnknown  = Reply{550, [3]int{5, 1, 1}, "Requested action not taken: mailbox unavailable"}
-	ReplyBroken   = Reply{451, [3]int{4, 3, 0}, "Temporary lookup failure"}
-	ReplyTooLarge = Reply{552, [3]int{5, 3, 4}, "Message size exceeds fixed limit"}
-	// ReplyLocalError is the tempfail for a failure of listgate itself
-	// (storage error, panic): the sender keeps the message and retries.
-	ReplyLocalError = Reply{451, [3]int{4, 3, 0}, "Requested action aborted: local error in processing"}
-	// ReplyNoSpace is the tempfail for a full disk or an exceeded quota.
-	ReplyNoSpace = Reply{452, [3]int{4, 3, 1}, "Insufficient system storage"}
-)
-
-// Reply returns the SMTP reply for s as the LMTP door and `listgate check`
-// give it. NotServed and Unknown share the 550 5.1.1 reply. The milter and
-// policy doors differ only for NotServed, which they let pass.
-func (s Status) Reply() Reply {
-	switch s {
-	case Accept:
-		return ReplyAccept
-	case Broken:
-		return ReplyBroken
-	case TooLarge:
-		return ReplyTooLarge
-	default:
-		return ReplyUnknown
-	}
 }
 
 // MarshalText makes a Status print by name in JSON logs and output.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/listgate/listgate/internal/corpus"
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 // goSMTPRefuses lists the corpus recipients that go-smtp's RCPT parser
@@ -66,7 +67,7 @@ func corpusCase(t *testing.T, h *harness, c *smtp.Client, cc corpus.Case) {
 		return
 	}
 	if cc.Status != lists.Accept {
-		want := fmt.Sprintf("%d %s %s", cc.Code, cc.Enhanced, cc.Status.Reply().Text)
+		want := fmt.Sprintf("%d %s %s", cc.Code, cc.Enhanced, reply.For(reply.LMTP, reply.RCPT, reply.Of(cc.Status)).Reply.Text)
 		if rr[0] != want {
 			t.Errorf("%s (line %d): RCPT %q, want %q", cc.Rcpt, cc.Line, rr[0], want)
 		}
@@ -75,7 +76,7 @@ func corpusCase(t *testing.T, h *harness, c *smtp.Client, cc corpus.Case) {
 	if rr[0] != "" {
 		t.Fatalf("%s (line %d): RCPT %q, want accepted", cc.Rcpt, cc.Line, rr[0])
 	}
-	want := fmt.Sprintf("%d %s <%s> %s", cc.Code, cc.Enhanced, rcpt, cc.Status.Reply().Text)
+	want := fmt.Sprintf("%d %s <%s> %s", cc.Code, cc.Enhanced, rcpt, reply.For(reply.LMTP, reply.Data, reply.Accept).Reply.Text)
 	if dr[rcpt] != want {
 		t.Errorf("%s (line %d): after DATA %q, want %q", cc.Rcpt, cc.Line, dr[rcpt], want)
 	}

@@ -23,29 +23,41 @@
 // The door never gives a 554: go-smtp turns any error from LMTPData that
 // is not an *smtp.SMTPError into "554 5.0.0", a permanent failure after
 // which the sender bounces the mail. Every reply is built by smtpError
-// from lists' verdict table.
+// from package reply's verdict table.
 //
 // # Replies
 //
-//	when                          verdict      reply
-//	RCPT, list or sub-address     accept       250 (go-smtp's text)
-//	RCPT, unknown address         unknown      550 5.1.1 Requested action not taken: mailbox unavailable
-//	RCPT, domain not served       not-served   550 5.1.1 (same text)
-//	RCPT, list file broken        tempfail     451 4.3.0 Temporary lookup failure
-//	RCPT, SIZE= over a limit      too-large    552 5.3.4 Message size exceeds fixed limit
-//	MAIL, SIZE= over the global   (go-smtp)    552 5.3.4 Max message size exceeded
-//	DATA, stored                  accept       250 2.1.5 <rcpt> Ok
-//	DATA, over a limit            too-large    552 5.3.4 <rcpt> Message size exceeds fixed limit
-//	DATA, storage failed          -            451 4.3.0 <rcpt> Requested action aborted: local error in processing
-//	DATA, disk full or quota      -            452 4.3.1 <rcpt> Insufficient system storage
-//	DATA, data not received       -            451 4.3.0 (as storage failed)
-//	any command panics            -            451 4.3.0 (as storage failed)
-//	DATA with no accepted RCPT    -            503 5.5.1 Missing RCPT TO command. (RFC 2033 §4.2)
+// The LMTP column of package reply's verdict table (generated from it:
+// go generate ./reply), the replies at RCPT and after DATA:
+//
+//	verdict     stage       answer
+//	accept      RCPT        250 2.0.0 (go-smtp's own text)
+//	accept      after DATA  250 2.1.5 <rcpt> Ok
+//	unknown     RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
+//	not-served  RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
+//	tempfail    RCPT        451 4.3.0 Temporary lookup failure
+//	too-large   RCPT        552 5.3.4 Message size exceeds fixed limit
+//	too-large   after DATA  552 5.3.4 <rcpt> Message size exceeds fixed limit
+//	error       RCPT        451 4.3.0 Requested action aborted: local error in processing
+//	error       after DATA  451 4.3.0 <rcpt> Requested action aborted: local error in processing
+//	no-space    after DATA  452 4.3.1 <rcpt> Insufficient system storage
+//
+// At RCPT, too-large comes from MAIL FROM's SIZE=; after DATA, from the
+// message as received. After DATA, error is a failed delivery (an I/O
+// error, permissions), or message data that did not arrive whole; at any
+// command, error is also a recovered panic, or no lists to ask. no-space
+// is a full disk or an exceeded quota.
 //
 // 2.1.5 after DATA is RFC 3463's "destination address valid", the code of
 // a positive delivery report. An accepted RCPT gets go-smtp's own
 // "250 2.0.0 I'll make sure <rcpt> gets this": go-smtp sends no other
 // text for an accepted recipient, and what counts is the reply after DATA.
+// go-smtp answers some commands itself: a MAIL FROM whose SIZE= exceeds
+// MaxMessageSize gets its "552 5.3.4 Max message size exceeded", HELO and
+// EHLO its "500 5.5.1 This is a LMTP server, use LHLO"; its 502 for a
+// command out of sequence is sent as 503 (RFC 2033 §4.2: DATA with no
+// accepted RCPT "MUST fail with a 503 reply code"), e.g. "503 5.5.1
+// Missing RCPT TO command.".
 //
 // The verdict is taken at RCPT, with the snapshot current then (a reload
 // of the lists directory is seen at the next RCPT; no restart), and the
@@ -55,10 +67,11 @@
 //
 // # Sizes
 //
-// MaxMessageSize (--max-message-size) is advertised in LHLO as SIZE (RFC
+// MaxMessageSize (--max-message-size; zero means
+// lists.DefaultMaxMessageSize, 64 MiB, as for the milter) is advertised in LHLO as SIZE (RFC
 // 1870) and applies to every recipient; a list's max_message_size applies
 // to its posting address only. Both are checked against MAIL FROM's SIZE=
-// at RCPT (RFC 1870 §6.2) and against the message as received after DATA,
+// at RCPT (RFC 1870 §6.4) and against the message as received after DATA,
 // counted in octets with CRLF line ends. A message over the global limit
 // is refused for every recipient. go-smtp's DATA reader stops at
 // MaxMessageSize octets before it has seen the end of data, so a message
@@ -103,9 +116,26 @@
 // # Logs and metrics
 //
 // One info line per verdict ("rcpt", with door, rcpt, list, verdict,
-// queue_id), one per delivery ("delivered", with the file), one error line
-// per failed delivery and per recovered panic (with the stack). Counters:
-// listgate_lmtp_recipients_total{verdict},
-// listgate_lmtp_deliveries_total{result} (delivered, too-large, tempfail,
-// no-space) and listgate_lmtp_panics_total.
+// lmtp_id, queue_id), one per delivery ("delivered", with the kind, file
+// and bytes), one error line per failed delivery and per recovered panic
+// (with the stack). lmtp_id is the door's own transaction id, which its
+// Received: field names ("with LMTP id ..."); queue_id is Postfix's
+// queue id, taken from the topmost Received: field of the message, the
+// one Postfix's smtpd (or pickup) added ("with ESMTP id 4Xyz..."), so the
+// lines join with Postfix's own ("postfix/lmtp[...]: 4Xyz...: to=<...>").
+// queue_id is known only once the message has arrived: the lines at RCPT
+// have it empty and share lmtp_id with the lines after DATA.
+//
+// Metrics, with the names and labels of every door:
+// listgate_lmtp_recipients_total{verdict} (accept, unknown, not-served,
+// tempfail, too-large, error), listgate_lmtp_deliveries_total{result}
+// (delivered, too-large, error, no-space), listgate_lmtp_panics_total and
+// the gauge listgate_lmtp_connections. Every label value exists from 0.
+//
+// # Defaults
+//
+// As in every door: a zero MaxMessageSize is lists.DefaultMaxMessageSize;
+// a nil Logger discards; nil Lists (or a source without a snapshot)
+// answers every recipient with the local-error tempfail, 451 4.3.0, so
+// senders retry.
 package lmtp

@@ -79,7 +79,7 @@ func TestStorageFaults(t *testing.T) {
 			if len(failed) != 1 || failed[0]["rcpt"] != "mylist-bounces@example.com" || !strings.Contains(failed[0]["err"].(string), tt.err.Error()) {
 				t.Errorf("delivery failed log lines: %v", failed)
 			}
-			result := "tempfail"
+			result := "error"
 			if errors.Is(tt.err, syscall.ENOSPC) || errors.Is(tt.err, syscall.EDQUOT) {
 				result = "no-space"
 			}

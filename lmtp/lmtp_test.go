@@ -117,10 +117,10 @@ func TestOneTransactionThreeRecipients(t *testing.T) {
 		}
 		verdicts = append(verdicts, fmt.Sprint(l["rcpt"], " ", l["verdict"], " ", l["list"]))
 		if qid == "" {
-			qid, _ = l["queue_id"].(string)
+			qid, _ = l["lmtp_id"].(string)
 		}
-		if l["queue_id"] != qid || qid == "" {
-			t.Errorf("rcpt log line queue_id %v, want the transaction's %q", l["queue_id"], qid)
+		if l["lmtp_id"] != qid || qid == "" {
+			t.Errorf("rcpt log line lmtp_id %v, want the transaction's %q", l["lmtp_id"], qid)
 		}
 	}
 	wantVerdicts := []string{
@@ -137,7 +137,7 @@ func TestOneTransactionThreeRecipients(t *testing.T) {
 	}
 	for _, l := range delivered {
 		file, _ := l["file"].(string)
-		if _, err := os.Stat(file); err != nil || l["queue_id"] != qid {
+		if _, err := os.Stat(file); err != nil || l["lmtp_id"] != qid {
 			t.Errorf("delivered log line %v: file %v", l, err)
 		}
 	}
@@ -150,7 +150,7 @@ func TestOneTransactionThreeRecipients(t *testing.T) {
 		{"listgate_lmtp_recipients_total", "verdict", "unknown", 1},
 		{"listgate_lmtp_recipients_total", "verdict", "tempfail", 0},
 		{"listgate_lmtp_deliveries_total", "result", "delivered", 2},
-		{"listgate_lmtp_deliveries_total", "result", "tempfail", 0},
+		{"listgate_lmtp_deliveries_total", "result", "error", 0},
 	} {
 		if got := h.metric(tt.name, tt.label, tt.value); got != tt.want {
 			t.Errorf("%s{%s=%q} = %v, want %v", tt.name, tt.label, tt.value, got, tt.want)

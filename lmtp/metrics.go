@@ -1,51 +1,85 @@
 package lmtp
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
-// Results of one recipient's delivery after DATA, the values of the
-// "result" label.
-const (
-	resultDelivered = "delivered" // 250: on stable storage
-	resultTooLarge  = "too-large" // 552 5.3.4
-	resultTempfail  = "tempfail"  // 451 4.3.0: storage error, or the data never arrived
-	resultNoSpace   = "no-space"  // 452 4.3.1
-)
+// resultDelivered is the "result" label of a recipient whose message is
+// on stable storage (250). Every other result is the outcome's name:
+// too-large, error (storage error, or the data never arrived whole),
+// no-space.
+const resultDelivered = "delivered"
 
-type metrics struct {
-	rcpts      *prometheus.CounterVec
-	deliveries *prometheus.CounterVec
-	panics     prometheus.Counter
+// deliveryResult is the "result" label of a delivery with outcome o.
+func deliveryResult(o reply.Outcome) string {
+	if o == reply.Accept {
+		return resultDelivered
+	}
+	return o.String()
 }
 
-// newMetrics makes the door's counters and registers them with reg, if
-// any. Every label value is set up front, so each series exists from 0.
+// metrics are the door's Prometheus collectors, named
+// listgate_lmtp_<what>, with the labels every door uses: "verdict" for
+// recipients, "result" for deliveries.
+type metrics struct {
+	rcpts       *prometheus.CounterVec
+	deliveries  *prometheus.CounterVec
+	connections prometheus.Gauge
+	panics      prometheus.Counter
+}
+
+// newMetrics makes the door's collectors and registers them with reg, if
+// any; a collector already registered there (a second Server on the same
+// registry) is shared. Every label value is set up front, so each series
+// exists from 0.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		rcpts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "listgate", Subsystem: "lmtp", Name: "recipients_total",
-			Help: "Recipients answered by the LMTP door, by verdict (accept, unknown, not-served, tempfail, too-large).",
+			Name: "listgate_lmtp_recipients_total",
+			Help: "Recipients answered by the LMTP door, by verdict (accept, unknown, not-served, tempfail, too-large, error).",
 		}, []string{"verdict"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "listgate", Subsystem: "lmtp", Name: "deliveries_total",
-			Help: "Per-recipient results after DATA (delivered, too-large, tempfail, no-space).",
+			Name: "listgate_lmtp_deliveries_total",
+			Help: "Per-recipient results after DATA (delivered, too-large, error, no-space).",
 		}, []string{"result"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "listgate_lmtp_connections",
+			Help: "LMTP connections currently open.",
+		}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "listgate", Subsystem: "lmtp", Name: "panics_total",
+			Name: "listgate_lmtp_panics_total",
 			Help: "Panics recovered in LMTP sessions (each answered 451 4.3.0).",
 		}),
 	}
-	for _, st := range []lists.Status{lists.Accept, lists.Unknown, lists.NotServed, lists.Broken, lists.TooLarge} {
-		m.rcpts.WithLabelValues(st.String())
+	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.LocalError} {
+		m.rcpts.WithLabelValues(o.String())
 	}
-	for _, r := range []string{resultDelivered, resultTooLarge, resultTempfail, resultNoSpace} {
-		m.deliveries.WithLabelValues(r)
+	for _, o := range []reply.Outcome{reply.Accept, reply.TooLarge, reply.LocalError, reply.NoSpace} {
+		m.deliveries.WithLabelValues(deliveryResult(o))
 	}
-	if reg != nil {
-		reg.MustRegister(m.rcpts, m.deliveries, m.panics)
+	if reg == nil {
+		return m
 	}
+	m.rcpts = register(reg, m.rcpts)
+	m.deliveries = register(reg, m.deliveries)
+	m.connections = register(reg, m.connections)
+	m.panics = register(reg, m.panics)
 	return m
+}
+
+// register registers c with reg and returns the collector in use: c, or
+// the one registered before under the same name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if prev, ok := are.ExistingCollector.(C); ok {
+			return prev
+		}
+	}
+	return c
 }

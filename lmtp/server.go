@@ -20,11 +20,9 @@ import (
 	"github.com/listgate/listgate/spool"
 )
 
-// Defaults for the zero values of Options.
+// Defaults for the zero values of Options. A zero MaxMessageSize means
+// lists.DefaultMaxMessageSize, as in every door.
 const (
-	// DefaultMaxMessageSize is the global message size limit (the
-	// --max-message-size default): 64 MiB.
-	DefaultMaxMessageSize = 64 << 20
 	// DefaultMaxLineLength is the longest line, commands and message
 	// lines alike, CRLF included: 1 MiB. RFC 5321 §4.5.3.1.6 lets lines be
 	// 1000 octets; real mail is longer, and a message is never refused
@@ -38,29 +36,33 @@ const (
 	DefaultWriteTimeout = 5 * time.Minute
 )
 
-// ErrServerClosed is returned by Serve after Shutdown.
+// ErrServerClosed is returned by Serve after Shutdown, and by a second
+// Shutdown. Test for it with errors.Is.
 var ErrServerClosed = errors.New("lmtp: server closed")
 
-// Options configure a Server. Lists and Spool are required.
+// Options configure a Server. Spool is required.
 type Options struct {
 	// Lists gives the current snapshot of the lists directory; a
-	// *lists.Watcher or a lists.Static. It is asked once per RCPT.
+	// *lists.Watcher or a lists.Static. It is asked once per RCPT. Nil
+	// (or a source without a snapshot) answers every recipient with the
+	// local-error tempfail, 451 4.3.0, as every door does.
 	Lists lists.Source
 	// Spool stores accepted messages.
 	Spool *spool.Spool
 	// Logger receives one info line per verdict and per delivery, and
 	// one error line per failed delivery or recovered panic. Nil
-	// discards.
+	// discards, as in every door.
 	Logger *slog.Logger
 	// Registerer, if set, gets the door's metrics (listgate_lmtp_...).
+	// A second Server on the same Registerer shares them.
 	Registerer prometheus.Registerer
 	// Hostname is the name in the greeting and in the Received field.
 	// Default: os.Hostname().
 	Hostname string
 	// MaxMessageSize is the largest message accepted for any recipient,
 	// in bytes as received (CRLF line ends). It is advertised in LHLO as
-	// SIZE, enforced on MAIL FROM's SIZE= and on the data. Zero means
-	// DefaultMaxMessageSize.
+	// SIZE, enforced on MAIL FROM's SIZE= and on the data. Zero (or
+	// less) means lists.DefaultMaxMessageSize, as in every door.
 	MaxMessageSize int64
 	// MaxLineLength bounds every line read, CRLF included. Zero means
 	// DefaultMaxLineLength.
@@ -114,7 +116,10 @@ func New(opts Options) *Server {
 		}
 	}
 	if s.max <= 0 {
-		s.max = DefaultMaxMessageSize
+		s.max = lists.DefaultMaxMessageSize
+	}
+	if s.lists == nil {
+		s.log.Warn("no lists: every recipient is answered 451 4.3.0", "door", "lmtp")
 	}
 	lineMax := opts.MaxLineLength
 	if lineMax <= 0 {
@@ -247,6 +252,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	closing := l.srv.closing
 	if !closing {
 		l.srv.conns[c] = struct{}{}
+		l.srv.m.connections.Inc()
 	}
 	l.srv.mu.Unlock()
 	if closing {
@@ -319,7 +325,10 @@ func (c *conn) Write(b []byte) (int, error) {
 // Close closes the connection and forgets it.
 func (c *conn) Close() error {
 	c.srv.mu.Lock()
-	delete(c.srv.conns, c)
+	if _, ok := c.srv.conns[c]; ok {
+		delete(c.srv.conns, c)
+		c.srv.m.connections.Dec()
+	}
 	c.srv.mu.Unlock()
 	return c.Conn.Close()
 }

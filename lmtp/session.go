@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 	"github.com/listgate/listgate/spool"
 )
 
@@ -25,12 +26,24 @@ var (
 	_ smtp.LMTPSession = (*session)(nil)
 )
 
-// smtpError is the one place where the LMTP door builds a reply: every
-// reply it gives comes from lists' verdict table (DESIGN.md), never from
-// an error's text. go-smtp sends an *smtp.SMTPError as it is; any other
-// error after DATA would become a permanent 554 and the mail would bounce.
-func smtpError(r lists.Reply) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Text}
+// smtpError is the one place where the LMTP door turns an outcome into
+// its reply at a stage: every reply it gives comes from package reply's
+// verdict table (docs/design.md), never from an error's text. It returns
+// a bare *smtp.SMTPError, which go-smtp sends as it is (any other error
+// after DATA would become a permanent 554 and the mail would bounce), or
+// nil where the door lets go-smtp answer (its own 250 to an accepted
+// RCPT). A case the table says the door never meets is a local error.
+func smtpError(st reply.Stage, o reply.Outcome) error {
+	a := reply.For(reply.LMTP, st, o)
+	switch a.Action {
+	case reply.Pass:
+		return nil
+	case reply.Send:
+	default:
+		a = reply.For(reply.LMTP, st, reply.LocalError)
+	}
+	r := a.Reply
+	return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.EnhancedCode()), Message: r.Text}
 }
 
 type backend struct{ srv *Server }
@@ -68,7 +81,7 @@ type session struct {
 
 // transaction is the state from MAIL to the end of DATA.
 type transaction struct {
-	id    string // queue id: logs and the Received field
+	id    string // the door's own id: logs (lmtp_id) and the Received field
 	from  string
 	size  int64 // MAIL FROM's SIZE=, 0 if not given
 	rcpts []recipient
@@ -89,11 +102,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 		size = opts.Size
 	}
 	if size > s.srv.max {
-		return smtpError(lists.ReplyTooLarge)
+		return smtpError(reply.RCPT, reply.TooLarge)
 	}
 	if s.conn != nil && !s.srv.begin(s.conn) {
 		// Shutting down: the connection is closed; the client retries.
-		return smtpError(lists.ReplyLocalError)
+		return smtpError(reply.RCPT, reply.LocalError)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,33 +125,38 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 // Rcpt resolves the recipient, raw as received, and answers with its
 // verdict (RFC 2033 §4.1: RCPT replies as in SMTP). The reply to an
 // accepted recipient is go-smtp's 250; the replies that count for an
-// accepted recipient come after DATA.
+// accepted recipient come after DATA. Without lists to ask (no Lists, or
+// no snapshot yet) every recipient gets the local-error tempfail.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) (err error) {
 	defer s.recover("rcpt", &err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var v lists.Verdict
-	if snap := s.srv.lists.Snapshot(); snap != nil {
-		v = snap.Resolve(to)
-	} else {
-		v.Status = lists.Broken // no lists loaded: tempfail, as for a broken table
+	var snap *lists.Snapshot
+	if s.srv.lists != nil {
+		snap = s.srv.lists.Snapshot()
 	}
+	if snap == nil {
+		s.srv.logOutcome(to, "", reply.LocalError, s.tx.id, "")
+		return smtpError(reply.RCPT, reply.LocalError)
+	}
+	v := snap.Resolve(to)
 	if s.tx.size > 0 {
-		// RFC 1870 §6.2: refuse at RCPT what cannot be accepted anyway.
+		// RFC 1870 §6.4: refuse at RCPT what cannot be accepted anyway.
 		v = v.CheckSize(s.tx.size, s.srv.max)
 	}
-	s.srv.logVerdict(to, v, s.tx.id)
-	if v.Status != lists.Accept {
-		return smtpError(v.Status.Reply())
+	o := reply.Of(v.Status)
+	s.srv.logOutcome(to, v.List, o, s.tx.id, "")
+	if o != reply.Accept {
+		return smtpError(reply.RCPT, o)
 	}
 	s.tx.rcpts = append(s.tx.rcpts, recipient{rcpt: to, v: v})
-	return nil
+	return smtpError(reply.RCPT, reply.Accept)
 }
 
 // Data is go-smtp's single-status path. It is never used: in LMTP mode
 // go-smtp calls LMTPData, which the compile-time check above pins.
 func (s *session) Data(r io.Reader) error {
-	return smtpError(lists.ReplyLocalError)
+	return smtpError(reply.Data, reply.LocalError)
 }
 
 // LMTPData reads the message once and then delivers it to each accepted
@@ -175,7 +193,7 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error)
 	// go-smtp gives the returned error to every recipient left without a
 	// status (after a panic, or should its list of recipients ever differ
 	// from ours). It is never nil, so go-smtp never answers 250 on its own.
-	fallback := smtpError(lists.ReplyLocalError)
+	fallback := smtpError(reply.Data, reply.LocalError)
 	defer s.recover("data", &err)
 	s.mu.Lock()
 	tx := s.tx
@@ -186,42 +204,51 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error)
 		s.conn.inData.Store(true)
 		defer s.conn.inData.Store(false)
 	}
-	m, rerr := s.srv.spool.ReadMessage(r)
+	head := &headReader{r: r}
+	m, rerr := s.srv.spool.ReadMessage(head)
+	// Postfix's queue id, from the Received: field its smtpd added: the
+	// key that joins these log lines with Postfix's.
+	qid := receivedQueueID(head.head)
 	if rerr != nil {
 		// Nothing was stored. A message over the global limit, or with a
 		// line longer than MaxLineLength, is refused for good (552 5.3.4);
 		// anything else (the client went away, a timeout) is a tempfail.
-		reply, result := lists.ReplyLocalError, resultTempfail
+		o := reply.LocalError
 		if errors.Is(rerr, smtp.ErrDataTooLarge) || errors.Is(rerr, smtp.ErrTooLongLine) {
-			reply, result = lists.ReplyTooLarge, resultTooLarge
+			o = reply.TooLarge
 		}
-		s.srv.log.Warn("message not stored", "door", "lmtp", "queue_id", tx.id, "result", result, "err", rerr)
+		s.srv.log.Warn("message not stored", "door", "lmtp", "lmtp_id", tx.id, "queue_id", qid,
+			"result", deliveryResult(o), "err", rerr)
 		if pr, ok := r.(*io.PipeReader); ok {
 			s.mu.Lock()
 			s.aborted = pr
 			s.mu.Unlock()
 		}
 		for _, rc := range tx.rcpts {
-			s.srv.m.deliveries.WithLabelValues(result).Inc()
-			status.SetStatus(rc.rcpt, smtpError(reply))
+			s.srv.m.deliveries.WithLabelValues(deliveryResult(o)).Inc()
+			status.SetStatus(rc.rcpt, smtpError(reply.Data, o))
 		}
 		return fallback
 	}
 	for _, rc := range tx.rcpts {
-		status.SetStatus(rc.rcpt, smtpError(s.deliver(m, tx, rc)))
+		status.SetStatus(rc.rcpt, smtpError(reply.Data, s.deliver(m, tx, rc, qid)))
 	}
 	return fallback
 }
 
-// deliver stores m for one recipient and returns its reply.
-func (s *session) deliver(m *spool.Message, tx transaction, rc recipient) lists.Reply {
+// deliver stores m for one recipient and returns the outcome, whose reply
+// after DATA is the recipient's status (RFC 3463 §3.2: 2.1.5
+// "destination address valid", the code of a positive delivery report).
+// qid is Postfix's queue id, for the logs.
+func (s *session) deliver(m *spool.Message, tx transaction, rc recipient, qid string) reply.Outcome {
 	// The list's own max_message_size applies to its posting address
 	// only (Verdict.MaxMessageSize is 0 for sub-addresses); the global
 	// limit to all.
 	if v := rc.v.CheckSize(m.Size(), s.srv.max); v.Status != lists.Accept {
-		s.srv.logVerdict(rc.rcpt, v, tx.id)
-		s.srv.m.deliveries.WithLabelValues(resultTooLarge).Inc()
-		return v.Status.Reply()
+		o := reply.Of(v.Status)
+		s.srv.logOutcome(rc.rcpt, v.List, o, tx.id, qid)
+		s.srv.m.deliveries.WithLabelValues(deliveryResult(o)).Inc()
+		return o
 	}
 	path, err := s.srv.spool.Deliver(m, spool.Envelope{
 		Sender: tx.from, Rcpt: rc.rcpt,
@@ -229,21 +256,19 @@ func (s *session) deliver(m *spool.Message, tx transaction, rc recipient) lists.
 		Helo: s.helo, RemoteAddr: s.remote, ID: tx.id,
 	})
 	if err != nil {
-		reply, result := lists.ReplyLocalError, resultTempfail
+		o := reply.LocalError
 		if spool.IsNoSpace(err) {
-			reply, result = lists.ReplyNoSpace, resultNoSpace
+			o = reply.NoSpace
 		}
-		s.srv.m.deliveries.WithLabelValues(result).Inc()
+		s.srv.m.deliveries.WithLabelValues(deliveryResult(o)).Inc()
 		s.srv.log.Error("delivery failed", "door", "lmtp", "rcpt", rc.rcpt, "list", rc.v.List,
-			"kind", string(rc.v.Kind), "queue_id", tx.id, "err", err)
-		return reply
+			"kind", string(rc.v.Kind), "lmtp_id", tx.id, "queue_id", qid, "result", deliveryResult(o), "err", err)
+		return o
 	}
 	s.srv.m.deliveries.WithLabelValues(resultDelivered).Inc()
 	s.srv.log.Info("delivered", "door", "lmtp", "rcpt", rc.rcpt, "list", rc.v.List,
-		"kind", string(rc.v.Kind), "queue_id", tx.id, "file", path, "bytes", m.Size())
-	// RFC 3463 §3.3: X.1.5 "destination address valid", the code for a
-	// positive delivery report.
-	return lists.ReplyAccept
+		"kind", string(rc.v.Kind), "lmtp_id", tx.id, "queue_id", qid, "file", path, "bytes", m.Size())
+	return reply.Accept
 }
 
 // Reset ends the transaction: after the replies to DATA, on RSET and on
@@ -301,15 +326,23 @@ func (s *session) recover(cmd string, err *error) {
 		return
 	}
 	s.srv.m.panics.Inc()
+	if cmd == "rcpt" {
+		s.srv.m.rcpts.WithLabelValues(reply.LocalError.String()).Inc()
+	}
 	s.srv.log.Error("panic", "door", "lmtp", "cmd", cmd, "err", fmt.Sprint(p), "stack", string(debug.Stack()))
-	*err = smtpError(lists.ReplyLocalError)
+	st := reply.Data
+	if cmd != "data" {
+		st = reply.RCPT // any command but DATA: the reply of a command
+	}
+	*err = smtpError(st, reply.LocalError)
 }
 
-// logVerdict logs one line per verdict and counts it.
-func (s *Server) logVerdict(rcpt string, v lists.Verdict, id string) {
-	s.m.rcpts.WithLabelValues(v.Status.String()).Inc()
-	s.log.Info("rcpt", "door", "lmtp", "rcpt", rcpt, "list", v.List,
-		"verdict", v.Status.String(), "queue_id", id)
+// logOutcome logs one line per verdict and counts it. id is the door's
+// own transaction id, qid Postfix's queue id, known only after DATA.
+func (s *Server) logOutcome(rcpt, list string, o reply.Outcome, id, qid string) {
+	s.m.rcpts.WithLabelValues(o.String()).Inc()
+	s.log.Info("rcpt", "door", "lmtp", "rcpt", rcpt, "list", list,
+		"verdict", o.String(), "lmtp_id", id, "queue_id", qid)
 }
 
 // queueID returns a new transaction id: 12 characters of base32, 60

@@ -243,7 +243,8 @@ func (l *listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-		l.s.log.Error("accepting a milter connection; retrying", "door", "milter", "err", err, "delay", delay)
+		l.s.log.Error("accepting a milter connection; retrying", "door", "milter", "err", err,
+			"delay_ms", delay.Milliseconds())
 		time.Sleep(delay)
 	}
 }

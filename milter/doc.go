@@ -12,16 +12,19 @@
 //
 // # What is negotiated
 //
-// The door asks for these events and for no others (SMFIP_NOCONNECT,
-// SMFIP_NOEOH, SMFIP_NODATA, SMFIP_NOUNKNOWN), and waits to be asked for
-// a reply only where it answers: RCPT TO, body chunks and the end of
-// message (the SMFIP_NR_* flags for the others):
+// The door asks for these events and for no others (SMFIP_NOEOH,
+// SMFIP_NODATA, SMFIP_NOUNKNOWN), and waits to be asked for a reply only
+// where it answers: RCPT TO, body chunks and the end of message (the
+// SMFIP_NR_* flags for the others):
 //
+//   - CONNECT, without a reply, for the SMTP client's address, which the
+//     log lines carry (see Logs and metrics);
 //   - HELO, without a reply, for the length of the name, which Postfix
 //     writes into its Received: header (see Sizes);
 //   - MAIL FROM, without a reply, to read the ESMTP SIZE= parameter
 //     (RFC 1870) so that a message larger than a list accepts is refused
-//     at RCPT, before it is queued, rather than bounced later;
+//     at RCPT, before it is queued, rather than bounced later, and the
+//     sender for the logs;
 //   - RCPT TO, with a reply, which is where every recipient's verdict is
 //     given;
 //   - header fields, without a reply, and body chunks, with one, to count
@@ -34,8 +37,8 @@
 // SMFIP_SKIP is negotiated so that a body chunk can be answered "skip":
 // Postfix then sends no more of that message's body (milter8.c,
 // SMFIR_SKIP). The door answers skip once it needs no more: when no
-// recipient let through is listgate's, or no limit applies to them, and
-// once the message is too large already. It never answers skip to a RCPT:
+// recipient let through is listgate's, and once the message is too large
+// already. It never answers skip to a RCPT:
 // Postfix takes a skip as the answer to every further event of the same
 // kind, so a skip at RCPT would let the remaining recipients of the
 // message through unasked. SMFIP_RCPT_REJ is not negotiated: the door has
@@ -99,15 +102,20 @@
 // snapshot, exactly as received, then checked against the SIZE= of its
 // transaction (margin included) with lists.Verdict.CheckSize; the size
 // counted at the end of message is checked with the same function.
-// milterReply turns the verdict into the answer, from DESIGN.md's verdict
-// table:
+// milterReply turns the verdict into the answer: the milter column of
+// package reply's verdict table (generated from it: go generate ./reply),
+// at RCPT and at the end of message:
 //
-//	accept          continue
-//	not served      continue (another domain: not ours to judge)
-//	unknown         550 5.1.1 Requested action not taken: mailbox unavailable
-//	list broken     451 4.3.0 (tempfail: the sender retries)
-//	too large       552 5.3.4 Message size exceeds fixed limit
-//	internal error  451 4.3.0 Requested action aborted: local error in processing
+//	verdict     stage           answer
+//	accept      RCPT            continue
+//	accept      end of message  accept
+//	unknown     RCPT            550 5.1.1 Requested action not taken: mailbox unavailable
+//	not-served  RCPT            continue
+//	tempfail    RCPT            451 4.3.0 Temporary lookup failure
+//	too-large   RCPT            552 5.3.4 Message size exceeds fixed limit
+//	too-large   end of message  552 5.3.4 Message size exceeds fixed limit
+//	error       RCPT            451 4.3.0 Requested action aborted: local error in processing
+//	error       end of message  451 4.3.0 Requested action aborted: local error in processing
 //
 // Refusals are sent as SMFIR_REPLYCODE. At RCPT it refuses that one
 // recipient and keeps the transaction: the next RCPT is asked about as
@@ -116,16 +124,46 @@
 // about the rest of the message's recipients. At the end of message it
 // refuses the message; the SMTP client gets the 552 as the reply to its
 // final dot, and nothing is queued. A message the door does not refuse is
-// answered SMFIR_ACCEPT. The one log line of a message refused at its end
-// is "message", with its list (empty for the global limit), the verdict,
-// the queue ID, the bytes counted, the margin and the limit.
+// answered SMFIR_ACCEPT. A recipient of a domain listgate does not serve
+// continues: another restriction, or Postfix itself, decides for it.
 //
 // A panic while answering is recovered in the session, logged once with
-// its stack, counted, and answered with the internal-error tempfail (for a
-// header field or a body chunk, which have no such reply: at the end of
-// that message); the server keeps serving. Packets that would make the protocol library
-// itself panic (a zero length, a MAIL, RCPT or CONNECT without its NUL
-// terminator) end that one connection instead.
+// its stack, counted, and answered with the local-error tempfail (error;
+// for a header field or a body chunk, which have no such reply: at the
+// end of that message); the server keeps serving. Packets that would make
+// the protocol library itself panic (a zero length, a MAIL, RCPT or
+// CONNECT without its NUL terminator) end that one connection instead.
+//
+// # Defaults
+//
+// As in every door: a zero MaxMessageSize is lists.DefaultMaxMessageSize
+// (64 MiB), so the global limit always applies; a nil Logger discards;
+// nil Lists (or a source without a snapshot) answers every recipient with
+// the local-error tempfail, 451 4.3.0.
+//
+// # Logs and metrics
+//
+// One info line per recipient ("rcpt", with door, rcpt, list, verdict,
+// queue_id, client_addr and from: the SMTP client's address and the
+// envelope sender, as Postfix's own lines give them as client= and from=)
+// and one per message refused at its end ("message", the same keys but
+// rcpt, with the bytes counted, the margin and the limit; list is empty
+// for the global limit). queue_id is Postfix's {i} macro, empty until
+// Postfix has a queue file (see What is negotiated). Error lines for
+// panics (with the stack), a warning per malformed packet, and an error
+// per failed Accept (with delay_ms, the wait before the next).
+//
+// go-milter logs its own warnings (a connection that failed in the middle
+// of a command, a packet it cannot parse) with the standard log package,
+// through a package-level hook and not per server: LogLibraryWarnings
+// sends them to a slog.Logger, once for the whole process.
+//
+// Metrics, with the names and labels of every door:
+// listgate_milter_recipients_total{verdict} (accept, unknown, not-served,
+// tempfail, too-large, error), listgate_milter_messages_total{result}
+// (accept, too-large, error, and unchecked: no recipient of listgate's),
+// listgate_milter_panics_total, listgate_milter_protocol_errors_total and
+// the gauge listgate_milter_connections. Every label value exists from 0.
 //
 // # Shutdown
 //

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 // TestEndOfMessageSize checks the size of messages sent without SIZE=, at
@@ -20,7 +20,7 @@ import (
 // let through at RCPT, or for the global limit; the size counted is the
 // message's, line ends as CRLF, plus the margin.
 func TestEndOfMessageSize(t *testing.T) {
-	tooLarge := lists.ReplyTooLarge.String()
+	tooLarge := refusal(reply.TooLarge)
 	// fits is the largest body a message (testHeader) to rcpt alone may
 	// have under limit.
 	fits := func(limit int64, rcpt string) int {
@@ -78,7 +78,7 @@ func TestEndOfMessageRefusedRcpt(t *testing.T) {
 	ts := startServer(t, "tcp", Options{MaxMessageSize: 1_000_000})
 	s := ts.client(t, nil)
 	mail(t, s, "SIZE=20000")
-	if got := rcpt(t, s, "announce@example.org"); got != lists.ReplyTooLarge.String() {
+	if got := rcpt(t, s, "announce@example.org"); got != refusal(reply.TooLarge) {
 		t.Fatalf("RCPT: %q", got)
 	}
 	for _, r := range []string{"nosuchlist@example.org", "announce-request@example.org"} {
@@ -93,7 +93,7 @@ func TestEndOfMessageRefusedRcpt(t *testing.T) {
 // several messages on one connection, and after an abort (RSET, or an
 // SMTP client gone) at any stage.
 func TestEndOfMessageTransactions(t *testing.T) {
-	tooLarge := lists.ReplyTooLarge.String()
+	tooLarge := refusal(reply.TooLarge)
 	ts := startServer(t, "tcp", Options{MaxMessageSize: 1_000_000})
 	s := ts.client(t, nil)
 	send := func(rcpts []string, body int, want string) {
@@ -154,8 +154,8 @@ func TestEndOfMessageTransactions(t *testing.T) {
 }
 
 // TestEndOfMessageSkip checks SMFIR_SKIP: a body chunk is answered skip
-// once the door needs no more of the body (no limit applies to the
-// message, or it is too large already), never before, and never where
+// once the door needs no more of the body (no recipient of listgate's
+// was let through, or the message is too large already), never before, and never where
 // the MTA did not negotiate SMFIP_SKIP.
 func TestEndOfMessageSkip(t *testing.T) {
 	const big = 3 * 65535
@@ -168,9 +168,11 @@ func TestEndOfMessageSkip(t *testing.T) {
 		skipped bool
 	}{
 		{"not ours", 1_000_000, []string{"mylist@not-ours.example"}, big, "accept", true},
-		{"no limit at all", 0, []string{"mylist@example.com", "announce-request@example.org"}, big, "accept", true},
-		{"list limit, no global limit: counted", 0, []string{"announce@example.org"}, 5000, "accept", false},
-		{"too large already", 0, []string{"announce@example.org"}, big, lists.ReplyTooLarge.String(), true},
+		// A zero MaxMessageSize is lists.DefaultMaxMessageSize: there is
+		// always a global limit, so listgate's recipients are counted.
+		{"default global limit: counted", 0, []string{"mylist@example.com", "announce-request@example.org"}, big, "accept", false},
+		{"list limit, default global limit: counted", 0, []string{"announce@example.org"}, 5000, "accept", false},
+		{"too large already", 0, []string{"announce@example.org"}, big, refusal(reply.TooLarge), true},
 		{"global limit: counted to the end", 1_000_000, []string{"mylist@example.com"}, big, "accept", false},
 		{"refused recipient only", 1_000_000, []string{"nosuchlist@example.org", "mylist@not-ours.example"}, big, "accept", true},
 	}
@@ -226,7 +228,7 @@ func TestEndOfMessageHeaders(t *testing.T) {
 			for _, c := range []struct {
 				body int
 				want string
-			}{{body, "accept"}, {body + 1, lists.ReplyTooLarge.String()}} {
+			}{{body, "accept"}, {body + 1, refusal(reply.TooLarge)}} {
 				mail(t, s, "")
 				rcpt(t, s, rcptAddr)
 				if act, _ := sendMessage(t, s, tt.hdr, bodyOf(c.body)); answer(act) != c.want {
@@ -271,7 +273,7 @@ func TestEndOfMessageMargin(t *testing.T) {
 			for _, c := range []struct {
 				body int
 				want string
-			}{{body, "accept"}, {body + 1, lists.ReplyTooLarge.String()}} {
+			}{{body, "accept"}, {body + 1, refusal(reply.TooLarge)}} {
 				mail(t, s, "")
 				for _, r := range tt.rcpts {
 					rcpt(t, s, r)
@@ -300,7 +302,7 @@ func TestEndOfMessageLongLines(t *testing.T) {
 		want  string
 	}{
 		{n, budget - n*int64(len(line)+1), "accept"},
-		{n, budget - n*int64(len(line)+1) + 1, lists.ReplyTooLarge.String()},
+		{n, budget - n*int64(len(line)+1) + 1, refusal(reply.TooLarge)},
 	} {
 		body := []byte(strings.Repeat(line, int(c.lines)))
 		body = append(body, bodyOf(int(c.tail))...)
@@ -354,7 +356,7 @@ func TestEndOfMessageLog(t *testing.T) {
 		}
 	}
 	want := `
-# HELP listgate_milter_messages_total Messages the milter door answered at their end, by result (accept, too-large, unchecked: no recipient of listgate's or no limit, error).
+# HELP listgate_milter_messages_total Messages the milter door answered at their end, by result (accept, too-large, unchecked: no recipient of listgate's, error).
 # TYPE listgate_milter_messages_total counter
 listgate_milter_messages_total{result="accept"} 2
 listgate_milter_messages_total{result="error"} 0

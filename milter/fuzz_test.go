@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 // FuzzSession drives a live server, as an MTA would after negotiating,
@@ -22,10 +22,10 @@ import (
 func FuzzSession(f *testing.F) {
 	ts := startServer(f, "tcp", Options{MaxMessageSize: 1_000_000})
 	replies := [][]byte{
-		[]byte("550 5.1.1 " + lists.ReplyUnknown.Text + "\x00"),
-		[]byte("451 4.3.0 " + lists.ReplyBroken.Text + "\x00"),
-		[]byte("552 5.3.4 " + lists.ReplyTooLarge.Text + "\x00"),
-		[]byte("451 4.3.0 " + lists.ReplyLocalError.Text + "\x00"),
+		[]byte(refusal(reply.Unknown) + "\x00"),
+		[]byte(refusal(reply.Broken) + "\x00"),
+		[]byte(refusal(reply.TooLarge) + "\x00"),
+		[]byte(refusal(reply.LocalError) + "\x00"),
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		nc, err := net.Dial("tcp", ts.addr)
@@ -83,7 +83,7 @@ func FuzzSession(f *testing.F) {
 		// The server still serves, correctly.
 		s := ts.client(t, nil)
 		mail(t, s, "SIZE=20000")
-		if got, want := rcpt(t, s, "announce@example.org"), lists.ReplyTooLarge.String(); got != want {
+		if got, want := rcpt(t, s, "announce@example.org"), refusal(reply.TooLarge); got != want {
 			t.Fatalf("after the session: RCPT got %q, want %q", got, want)
 		}
 		if got := rcpt(t, s, "mylist@example.com"); got != "continue" {

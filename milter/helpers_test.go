@@ -19,6 +19,7 @@ import (
 
 	"github.com/listgate/listgate/internal/corpus"
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 func TestMain(m *testing.M) {
@@ -46,7 +47,23 @@ func (ts *testServer) serveResult() error {
 
 // startServer starts a Server on 127.0.0.1:0 ("tcp") or on a unix socket
 // in a temporary directory ("unix"), and shuts it down when the test ends.
+// A nil Logger becomes a recorder (ts.logs), nil Lists the corpus.
 func startServer(t testing.TB, network string, opts Options) *testServer {
+	t.Helper()
+	logs := &recorder{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(logs)
+	}
+	if opts.Lists == nil {
+		opts.Lists = corpusSource(t)
+	}
+	ts := startExactly(t, network, opts)
+	ts.logs = logs
+	return ts
+}
+
+// startExactly is startServer with opts as they are.
+func startExactly(t testing.TB, network string, opts Options) *testServer {
 	t.Helper()
 	var l net.Listener
 	var err error
@@ -62,14 +79,7 @@ func startServer(t testing.TB, network string, opts Options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &recorder{}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(logs)
-	}
-	if opts.Lists == nil {
-		opts.Lists = corpusSource(t)
-	}
-	ts := &testServer{Server: New(opts), network: network, addr: l.Addr().String(), logs: logs,
+	ts := &testServer{Server: New(opts), network: network, addr: l.Addr().String(), logs: &recorder{},
 		served: make(chan error, 1)}
 	go func() { ts.served <- ts.Serve(l) }()
 	t.Cleanup(func() {
@@ -122,14 +132,22 @@ func loadCorpus(t testing.TB) []corpus.Case {
 
 // wantMilter is what the milter door must answer for a corpus case: a
 // continue for accepted and foreign recipients (the corpus codes are the
-// LMTP door's), otherwise the corpus code and enhanced code with lists'
-// text.
+// LMTP door's), otherwise the corpus code and enhanced code with the
+// reply table's text.
 func wantMilter(c corpus.Case) string {
 	switch c.Status {
 	case lists.Accept, lists.NotServed:
 		return "continue"
 	}
-	return fmt.Sprintf("%d %s %s", c.Code, c.Enhanced, c.Status.Reply().Text)
+	r := reply.For(reply.Milter, reply.RCPT, reply.Of(c.Status)).Reply
+	return fmt.Sprintf("%d %s %s", c.Code, c.Enhanced, r.Text)
+}
+
+// refusal is the milter's refusal for outcome o as the test client
+// renders it: the table's reply at RCPT (and, for too-large and error, at
+// the end of message).
+func refusal(o reply.Outcome) string {
+	return reply.For(reply.Milter, reply.RCPT, o).Reply.String()
 }
 
 // answer renders a go-milter client Action the way wantMilter does.

@@ -5,18 +5,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
-// labelError is the verdict label of a recipient or a message answered
-// with the internal-error tempfail (a panic, no snapshot).
+// labelError is the verdict label of a recipient, or the result label of
+// a message, answered with the local-error tempfail (a panic, no
+// snapshot): reply.LocalError's name.
 const labelError = "error"
 
 // labelUnchecked is the result label of a message whose size did not
-// matter: no recipient of listgate's, or no limit.
+// matter: no recipient of listgate's.
 const labelUnchecked = "unchecked"
 
-// metrics are the door's Prometheus collectors.
+// metrics are the door's Prometheus collectors, named
+// listgate_milter_<what>, with the labels every door uses: "verdict" for
+// recipients, "result" for messages.
 type metrics struct {
 	rcpt           *prometheus.CounterVec
 	messages       *prometheus.CounterVec
@@ -31,12 +34,12 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		rcpt: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "listgate_milter_rcpt_total",
+			Name: "listgate_milter_recipients_total",
 			Help: "Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, error).",
 		}, []string{"verdict"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_milter_messages_total",
-			Help: "Messages the milter door answered at their end, by result (accept, too-large, unchecked: no recipient of listgate's or no limit, error).",
+			Help: "Messages the milter door answered at their end, by result (accept, too-large, unchecked: no recipient of listgate's, error).",
 		}, []string{"result"}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "listgate_milter_connections",
@@ -51,11 +54,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Milter connections closed because the MTA sent a malformed packet.",
 		}),
 	}
-	for _, st := range []lists.Status{lists.Accept, lists.Unknown, lists.NotServed, lists.Broken, lists.TooLarge} {
-		m.rcpt.WithLabelValues(st.String())
+	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.LocalError} {
+		m.rcpt.WithLabelValues(o.String())
 	}
-	m.rcpt.WithLabelValues(labelError)
-	for _, r := range []string{lists.Accept.String(), lists.TooLarge.String(), labelUnchecked, labelError} {
+	for _, r := range []string{reply.Accept.String(), reply.TooLarge.String(), labelUnchecked, labelError} {
 		m.messages.WithLabelValues(r)
 	}
 	if reg == nil {

@@ -86,10 +86,10 @@ func runMiltertest(t *testing.T, ts *testServer, steps []mtStep) {
 local function main()
 local conn = mt.connect(%s, 5, 0.05)
 if conn == nil then error("mt.connect failed") end
-for _, opt in ipairs({SMFIP_NOCONNECT, SMFIP_NOEOH, SMFIP_NR_MAIL, SMFIP_NR_HDR, SMFIP_SKIP, SMFIP_HDR_LEADSPC}) do
+for _, opt in ipairs({SMFIP_NR_CONN, SMFIP_NOEOH, SMFIP_NR_MAIL, SMFIP_NR_HDR, SMFIP_SKIP, SMFIP_HDR_LEADSPC}) do
   if not mt.test_option(conn, opt) then error("option " .. opt .. " not negotiated") end
 end
-for _, opt in ipairs({SMFIP_NOHELO, SMFIP_NORCPT, SMFIP_NR_RCPT, SMFIP_NOHDRS, SMFIP_NOBODY, SMFIP_NR_BODY, SMFIP_RCPT_REJ}) do
+for _, opt in ipairs({SMFIP_NOCONNECT, SMFIP_NOHELO, SMFIP_NORCPT, SMFIP_NR_RCPT, SMFIP_NOHDRS, SMFIP_NOBODY, SMFIP_NR_BODY, SMFIP_RCPT_REJ}) do
   if mt.test_option(conn, opt) then error("option " .. opt .. " negotiated") end
 end
 local names = {[SMFIR_CONTINUE] = "continue", [SMFIR_REPLYCODE] = "reply", [SMFIR_ACCEPT] = "accept",

@@ -3,8 +3,10 @@ package milter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 
 	gomilter "github.com/d--j/go-milter"
@@ -14,24 +16,28 @@ import (
 )
 
 // ErrServerClosed is returned by Serve once Shutdown has been called.
+// Test for it with errors.Is.
 var ErrServerClosed = errors.New("milter: server closed")
 
 // Options configure a Server.
 type Options struct {
 	// Lists gives the snapshot each recipient is resolved against; it is
-	// asked once per RCPT, so a reload is seen at the next recipient.
+	// asked once per RCPT, so a reload is seen at the next recipient. Nil
+	// (or a source without a snapshot) answers every recipient with the
+	// local-error tempfail, 451 4.3.0, as every door does.
 	Lists lists.Source
 	// Logger receives one info line per recipient and error lines for
-	// panics and malformed packets. Nil means slog.Default().
+	// panics and malformed packets. Nil discards, as in every door.
 	Logger *slog.Logger
 	// Registerer, if not nil, registers the door's metrics
-	// (listgate_milter_*).
+	// (listgate_milter_*). A second Server on the same Registerer shares
+	// them.
 	Registerer prometheus.Registerer
 	// MaxMessageSize is the global limit in bytes (listgate's
 	// --max-message-size), for every recipient: a SIZE= above it (margin
 	// included) refuses each accepted recipient at RCPT with 552 5.3.4,
-	// and a message counted above it is refused at its end. Zero means no
-	// global limit.
+	// and a message counted above it is refused at its end. Zero (or
+	// less) means lists.DefaultMaxMessageSize, as in every door.
 	MaxMessageSize int64
 }
 
@@ -39,6 +45,7 @@ type Options struct {
 // as many listeners as wanted, TCP or unix) and stop it with Shutdown.
 type Server struct {
 	opts    Options
+	max     int64 // the global limit: Options.MaxMessageSize or its default
 	log     *slog.Logger
 	metrics *metrics
 	ms      *gomilter.Server
@@ -48,20 +55,23 @@ type Server struct {
 	shutdown bool
 }
 
-// New returns a Server answering from opts.Lists. It panics if opts.Lists
-// is nil, a wiring mistake.
+// New returns a Server answering from opts.Lists.
 func New(opts Options) *Server {
-	if opts.Lists == nil {
-		panic("milter: Options.Lists is nil")
-	}
 	s := &Server{
 		opts:    opts,
+		max:     opts.MaxMessageSize,
 		log:     opts.Logger,
 		metrics: newMetrics(opts.Registerer),
 		conns:   make(map[*conn]struct{}),
 	}
 	if s.log == nil {
-		s.log = slog.Default()
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.max <= 0 {
+		s.max = lists.DefaultMaxMessageSize
+	}
+	if opts.Lists == nil {
+		s.log.Warn("no lists: every recipient is answered 451 4.3.0", "door", "milter")
 	}
 	s.ms = gomilter.NewServer(
 		gomilter.WithMaximumVersion(protocolVersion),
@@ -127,4 +137,21 @@ func (s *Server) forget(c *conn) {
 	defer s.mu.Unlock()
 	delete(s.conns, c)
 	s.metrics.connections.Dec()
+}
+
+// LogLibraryWarnings sends the warnings of go-milter, the protocol library
+// under the door, to log (at level warn, with door=milter and
+// source=go-milter). go-milter v0.10.2 writes them with the standard log
+// package through a package-level hook (its LogWarning variable) and
+// offers no per-server option, so this changes process-wide state: call
+// it once, from main, before any Server serves, and not while one does.
+// Without it the warnings (a connection that failed mid-command, a packet
+// it could not parse) go to the standard logger, not to the door's
+// Logger. The door logs what it catches itself (malformed packets) to
+// Options.Logger.
+func LogLibraryWarnings(log *slog.Logger) {
+	gomilter.LogWarning = func(format string, v ...any) {
+		log.Warn("milter library", "door", "milter", "source", "go-milter",
+			"err", strings.TrimSpace(fmt.Sprintf(format, v...)))
+	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 // TestCorpus runs the verdict corpus through the milter door with
@@ -58,7 +58,8 @@ func TestCorpus(t *testing.T) {
 				endMessage(t, s)
 			})
 
-			// One info line per recipient, with the keys every door uses.
+			// One info line per recipient, with the keys every door uses,
+			// the SMTP client's address and the envelope sender.
 			logged := ts.logs.lines("rcpt")
 			if len(logged) != 2*len(cases) {
 				t.Fatalf("%d rcpt log lines, want %d:\n%s", len(logged), 2*len(cases), ts.logs)
@@ -66,7 +67,8 @@ func TestCorpus(t *testing.T) {
 			for i, rec := range logged {
 				c := cases[i%len(cases)]
 				want := map[string]string{"door": "milter", "rcpt": c.Rcpt, "list": c.List,
-					"verdict": c.Status.String(), "queue_id": ""}
+					"verdict": c.Status.String(), "queue_id": "",
+					"client_addr": "192.0.2.1", "from": "sender@example.net"}
 				for k, v := range want {
 					if rec.attrs[k] != v {
 						t.Errorf("log line %d for %q: %s=%q, want %q", i, c.Rcpt, k, rec.attrs[k], v)
@@ -96,8 +98,8 @@ func TestNegotiation(t *testing.T) {
 		{
 			name: "v6",
 			want: wantProtocol,
-			notWant: gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoRcptReply |
-				gomilter.OptNoHeaders | gomilter.OptNoBody | gomilter.OptNoBodyReply | gomilter.OptRcptRej,
+			notWant: gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo |
+				gomilter.OptNoRcptReply | gomilter.OptNoHeaders | gomilter.OptNoBody | gomilter.OptNoBodyReply | gomilter.OptRcptRej,
 			actions: gomilter.OptSetMacros,
 		},
 		{
@@ -105,8 +107,8 @@ func TestNegotiation(t *testing.T) {
 			opts: []gomilter.Option{gomilter.WithMaximumVersion(2), gomilter.WithActions(gomilter.OptAddHeader),
 				gomilter.WithProtocols(gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom |
 					gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoHeaders | gomilter.OptNoEOH)},
-			want: gomilter.OptNoConnect | gomilter.OptNoEOH,
-			notWant: gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoHeaders |
+			want: gomilter.OptNoEOH,
+			notWant: gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoHeaders |
 				gomilter.OptNoBody | gomilter.OptNoMailReply | gomilter.OptNoRcptReply | gomilter.OptSkip,
 			actions: 0,
 		},
@@ -128,7 +130,7 @@ func TestNegotiation(t *testing.T) {
 				}
 			}
 			mail(t, s, "SIZE=100")
-			if got, want := rcpt(t, s, "nosuchlist@example.com"), "550 5.1.1 "+lists.ReplyUnknown.Text; got != want {
+			if got, want := rcpt(t, s, "nosuchlist@example.com"), refusal(reply.Unknown); got != want {
 				t.Errorf("RCPT: got %q, want %q", got, want)
 			}
 			if got := rcpt(t, s, "mylist@example.com"); got != "continue" {
@@ -140,7 +142,7 @@ func TestNegotiation(t *testing.T) {
 			}
 			mail(t, s, "")
 			rcpt(t, s, "announce@example.org")
-			if act, _ := message(t, s, 20000); answer(act) != lists.ReplyTooLarge.String() {
+			if act, _ := message(t, s, 20000); answer(act) != refusal(reply.TooLarge) {
 				t.Errorf("message too large for the list: %v", act)
 			}
 		})
@@ -162,25 +164,35 @@ func TestQueueID(t *testing.T) {
 	}
 }
 
-// TestMilterReply pins the exact answer for every verdict, as go-milter
-// puts it on the wire.
+// TestMilterReply pins the exact answer for every outcome at each stage,
+// as go-milter puts it on the wire.
 func TestMilterReply(t *testing.T) {
+	const (
+		unavail  = `response=reply_code action=reject code=550 reason="550 5.1.1 Requested action not taken: mailbox unavailable"`
+		lookup   = `response=reply_code action=temp_fail code=451 reason="451 4.3.0 Temporary lookup failure"`
+		tooLarge = `response=reply_code action=reject code=552 reason="552 5.3.4 Message size exceeds fixed limit"`
+		local    = `response=reply_code action=temp_fail code=451 reason="451 4.3.0 Requested action aborted: local error in processing"`
+	)
 	tests := []struct {
-		status lists.Status
-		want   string
+		o         reply.Outcome
+		rcpt, eom string
 	}{
-		{lists.Accept, "response=continue"},
-		{lists.NotServed, "response=continue"},
-		{lists.Unknown, `response=reply_code action=reject code=550 reason="550 5.1.1 Requested action not taken: mailbox unavailable"`},
-		{lists.Broken, `response=reply_code action=temp_fail code=451 reason="451 4.3.0 Temporary lookup failure"`},
-		{lists.TooLarge, `response=reply_code action=reject code=552 reason="552 5.3.4 Message size exceeds fixed limit"`},
-		{statusInternal, `response=reply_code action=temp_fail code=451 reason="451 4.3.0 Requested action aborted: local error in processing"`},
-		{lists.Status(200), `response=reply_code action=temp_fail code=451 reason="451 4.3.0 Requested action aborted: local error in processing"`},
+		{reply.Accept, "response=continue", "response=accept"},
+		{reply.NotServed, "response=continue", local},
+		{reply.Unknown, unavail, local},
+		{reply.Broken, lookup, local},
+		{reply.TooLarge, tooLarge, tooLarge},
+		{reply.LocalError, local, local},
+		{reply.NoSpace, local, local},
+		{reply.Outcome(200), local, local},
 	}
 	for _, tt := range tests {
-		t.Run(tt.status.String(), func(t *testing.T) {
-			if got := milterReply(lists.Verdict{Status: tt.status}).String(); got != tt.want {
-				t.Errorf("milterReply(%v) = %s, want %s", tt.status, got, tt.want)
+		t.Run(tt.o.String(), func(t *testing.T) {
+			if got := milterReply(reply.RCPT, tt.o).String(); got != tt.rcpt {
+				t.Errorf("milterReply(RCPT, %v) = %s, want %s", tt.o, got, tt.rcpt)
+			}
+			if got := milterReply(reply.Data, tt.o).String(); got != tt.eom {
+				t.Errorf("milterReply(end of message, %v) = %s, want %s", tt.o, got, tt.eom)
 			}
 		})
 	}
@@ -247,17 +259,17 @@ func TestMetrics(t *testing.T) {
 # HELP listgate_milter_connections Milter connections from the MTA currently open.
 # TYPE listgate_milter_connections gauge
 listgate_milter_connections 2
-# HELP listgate_milter_rcpt_total Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, error).
-# TYPE listgate_milter_rcpt_total counter
-listgate_milter_rcpt_total{verdict="accept"} 3
-listgate_milter_rcpt_total{verdict="error"} 0
-listgate_milter_rcpt_total{verdict="not-served"} 1
-listgate_milter_rcpt_total{verdict="tempfail"} 1
-listgate_milter_rcpt_total{verdict="too-large"} 1
-listgate_milter_rcpt_total{verdict="unknown"} 1
+# HELP listgate_milter_recipients_total Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, error).
+# TYPE listgate_milter_recipients_total counter
+listgate_milter_recipients_total{verdict="accept"} 3
+listgate_milter_recipients_total{verdict="error"} 0
+listgate_milter_recipients_total{verdict="not-served"} 1
+listgate_milter_recipients_total{verdict="tempfail"} 1
+listgate_milter_recipients_total{verdict="too-large"} 1
+listgate_milter_recipients_total{verdict="unknown"} 1
 `
 	if err := promtestutil.GatherAndCompare(reg, strings.NewReader(want),
-		"listgate_milter_connections", "listgate_milter_rcpt_total"); err != nil {
+		"listgate_milter_connections", "listgate_milter_recipients_total"); err != nil {
 		t.Error(err)
 	}
 	for _, name := range []string{"listgate_milter_panics_total", "listgate_milter_protocol_errors_total"} {

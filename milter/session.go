@@ -9,6 +9,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 // protocolVersion is the milter protocol version the door speaks at most.
@@ -18,14 +19,14 @@ const protocolVersion = 6
 // message, only the right to name the macros it wants (SMFIF_SETSYMLIST).
 const wantActions = gomilter.OptSetMacros
 
-// wantProtocol asks for the events the door uses (HELO, MAIL FROM, RCPT
-// TO, header fields, body chunks; the end of message cannot be turned off)
-// and for replies only where it answers (RCPT TO, body chunks, end of
-// message). SMFIP_SKIP lets it answer "skip" to a body chunk, and
+// wantProtocol asks for the events the door uses (CONNECT, HELO, MAIL
+// FROM, RCPT TO, header fields, body chunks; the end of message cannot be
+// turned off) and for replies only where it answers (RCPT TO, body chunks,
+// end of message). SMFIP_SKIP lets it answer "skip" to a body chunk, and
 // SMFIP_HDR_LEADSPC has header values come whole, so they can be counted
 // exactly. SMFIP_RCPT_REJ is left out on purpose (see the package
 // documentation).
-const wantProtocol = gomilter.OptNoConnect | gomilter.OptNoEOH | gomilter.OptNoData | gomilter.OptNoUnknown |
+const wantProtocol = gomilter.OptNoEOH | gomilter.OptNoData | gomilter.OptNoUnknown |
 	gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
 	gomilter.OptNoHeaderReply | gomilter.OptNoEOHReply | gomilter.OptNoDataReply | gomilter.OptNoUnknownReply |
 	gomilter.OptSkip | gomilter.OptHeaderLeadingSpace
@@ -46,33 +47,32 @@ func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions gomil
 		gomilter.DataSize64K, nil
 }
 
-// statusInternal is not a lists.Status: it stands for a failure inside
-// listgate (a panic, no snapshot). milterReply answers it, like any status
-// missing from the verdict table, with a tempfail.
-const statusInternal lists.Status = math.MaxUint8
-
-// milterReply is the door's one mapping from a verdict to its answer,
-// DESIGN.md's verdict table, milter column. Accepted and foreign
-// recipients continue (SMFIR_CONTINUE, never SMFIR_ACCEPT, which would end
-// the checks for the rest of the message); every refusal is a custom
-// SMFIR_REPLYCODE, which refuses only this recipient and keeps the
-// transaction. Texts come from lists; go-milter doubles any '%' for the
-// MTA, and Postfix undoes it.
-func milterReply(v lists.Verdict) *gomilter.Response {
-	var r lists.Reply
-	switch v.Status {
-	case lists.Accept, lists.NotServed:
+// milterReply is the door's one mapping from an outcome to its answer at
+// a stage: the milter column of the verdict table (package reply,
+// docs/design.md). At RCPT, accepted and foreign recipients continue
+// (SMFIR_CONTINUE, never SMFIR_ACCEPT, which would end the checks for the
+// rest of the message); every refusal is a custom SMFIR_REPLYCODE, which
+// refuses only this recipient and keeps the transaction. At the end of
+// message, a message let in is accepted (SMFIR_ACCEPT) and a refusal
+// refuses the whole message. A case the table says the milter never meets
+// is answered as a local error. go-milter doubles any '%' of the text for
+// the MTA, and Postfix undoes it.
+func milterReply(st reply.Stage, o reply.Outcome) *gomilter.Response {
+	a := reply.For(reply.Milter, st, o)
+	switch a.Action {
+	case reply.Pass:
 		return gomilter.RespContinue
-	case lists.Unknown, lists.Broken, lists.TooLarge:
-		r = v.Status.Reply()
+	case reply.AcceptMessage:
+		return gomilter.RespAccept
+	case reply.Send:
 	default:
-		r = lists.ReplyLocalError
+		a = reply.For(reply.Milter, st, reply.LocalError)
 	}
-	resp, err := gomilter.RejectWithCodeAndReason(uint16(r.Code),
-		fmt.Sprintf("%d.%d.%d %s", r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text))
+	r := a.Reply
+	resp, err := gomilter.RejectWithCodeAndReason(uint16(r.Code), r.Status()+" "+r.Text)
 	if err != nil {
 		// Only a code outside 400..599 or an oversized text fail, and the
-		// replies in lists are neither; still never let one through.
+		// replies of the table are neither; still never let one through.
 		return gomilter.RespTempFail
 	}
 	return resp
@@ -117,9 +117,10 @@ type session struct {
 	gomilter.NoOpMilter
 	s *Server
 
-	canSkip   bool // SMFIP_SKIP negotiated: a body chunk may be answered "skip"
-	leadSpace bool // SMFIP_HDR_LEADSPC negotiated: header values come whole
-	helo      int  // length of the SMTP session's HELO name
+	canSkip   bool   // SMFIP_SKIP negotiated: a body chunk may be answered "skip"
+	leadSpace bool   // SMFIP_HDR_LEADSPC negotiated: header values come whole
+	helo      int    // length of the SMTP session's HELO name
+	client    string // the SMTP client's address, for the logs ("" if the MTA did not say)
 
 	tx transaction
 }
@@ -127,7 +128,8 @@ type session struct {
 // transaction is the state of one mail transaction, from MAIL FROM to its
 // end of message or abort.
 type transaction struct {
-	size int64 // SIZE= of the transaction, 0 if none
+	from string // the envelope sender, for the logs
+	size int64  // SIZE= of the transaction, 0 if none
 	// failed is set by a panic while reading MAIL FROM, a header field or
 	// a body chunk: what is left (RCPTs, the message) is a tempfail.
 	failed bool
@@ -161,8 +163,16 @@ func (s *Server) newSession(_ uint32, _ gomilter.OptAction, proto gomilter.OptPr
 // NewConnection starts a new SMTP session on the connection (SMFIC_QUIT_NC
 // and the first one).
 func (m *session) NewConnection(gomilter.Modifier) error {
-	m.helo, m.tx = 0, transaction{}
+	m.helo, m.client, m.tx = 0, "", transaction{}
 	return nil
+}
+
+// Connect remembers the SMTP client's address (SMFIC_CONNECT), which the
+// log lines carry as client_addr, as Postfix's own carry client=. Its
+// reply is not negotiated (SMFIP_NR_CONN).
+func (m *session) Connect(_ string, _ string, _ uint16, addr string, _ gomilter.Modifier) (*gomilter.Response, error) {
+	m.client = addr
+	return gomilter.RespContinue, nil
 }
 
 // Helo remembers the length of the HELO name, which Postfix writes into the
@@ -175,11 +185,11 @@ func (m *session) Helo(name string, _ gomilter.Modifier) (*gomilter.Response, er
 // MailFrom starts a transaction and remembers its SIZE=. Its reply is not
 // negotiated (SMFIP_NR_MAIL); with an MTA that still waits for one, it is
 // continue.
-func (m *session) MailFrom(_ string, esmtpArgs string, _ gomilter.Modifier) (resp *gomilter.Response, err error) {
-	m.tx = transaction{}
+func (m *session) MailFrom(from string, esmtpArgs string, _ gomilter.Modifier) (resp *gomilter.Response, err error) {
+	m.tx = transaction{from: from}
 	defer func() {
 		if p := recover(); p != nil {
-			m.s.panicked("mail", "", p)
+			m.panicked("mail", "", p)
 			m.tx.failed = true
 			resp, err = gomilter.RespContinue, nil
 		}
@@ -191,30 +201,35 @@ func (m *session) MailFrom(_ string, esmtpArgs string, _ gomilter.Modifier) (res
 // RcptTo gives the verdict for one recipient. A SIZE= is checked with the
 // margin the end of message adds, so that a recipient let through here is
 // not refused there, with the whole message, for a size it declared.
+// Without lists to ask (no Lists, or no snapshot) every recipient gets the
+// local-error tempfail.
 func (m *session) RcptTo(rcpt string, _ string, mod gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			m.s.panicked("rcpt", rcpt, p)
+			m.panicked("rcpt", rcpt, p)
 			m.s.metrics.rcpt.WithLabelValues(labelError).Inc()
-			resp, err = milterReply(lists.Verdict{Status: statusInternal}), nil
+			resp, err = milterReply(reply.RCPT, reply.LocalError), nil
 		}
 	}()
 	if m.tx.failed {
 		m.s.metrics.rcpt.WithLabelValues(labelError).Inc()
-		return milterReply(lists.Verdict{Status: statusInternal}), nil
+		return milterReply(reply.RCPT, reply.LocalError), nil
 	}
-	snap := m.s.opts.Lists.Snapshot()
+	var snap *lists.Snapshot
+	if m.s.opts.Lists != nil {
+		snap = m.s.opts.Lists.Snapshot()
+	}
 	if snap == nil {
-		panic("lists source has no snapshot")
+		m.logRcpt(rcpt, "", reply.LocalError, mod)
+		return milterReply(reply.RCPT, reply.LocalError), nil
 	}
 	// go-milter gives the address as the MTA sent it, less one pair of <>.
 	v := snap.Resolve(rcpt)
 	if m.tx.size > 0 {
-		v = v.CheckSize(addSat(m.tx.size, margin(m.helo, len(rcpt))), m.s.opts.MaxMessageSize)
+		v = v.CheckSize(addSat(m.tx.size, margin(m.helo, len(rcpt))), m.s.max)
 	}
-	m.s.log.Info("rcpt", "door", "milter", "rcpt", rcpt, "list", v.List,
-		"verdict", v.Status.String(), "queue_id", mod.Get(gomilter.MacroQueueId))
-	m.s.metrics.rcpt.WithLabelValues(v.Status.String()).Inc()
+	o := reply.Of(v.Status)
+	m.logRcpt(rcpt, v.List, o, mod)
 	if v.Status == lists.Accept {
 		m.tx.accepted = true
 		m.tx.rcpt = max(m.tx.rcpt, len(rcpt))
@@ -223,13 +238,21 @@ func (m *session) RcptTo(rcpt string, _ string, mod gomilter.Modifier) (resp *go
 			m.tx.postLimit, m.tx.postList = v.MaxMessageSize, v.List
 		}
 	}
-	return milterReply(v), nil
+	return milterReply(reply.RCPT, o), nil
+}
+
+// logRcpt logs the one line of a recipient's verdict and counts it.
+func (m *session) logRcpt(rcpt, list string, o reply.Outcome, mod gomilter.Modifier) {
+	m.s.log.Info("rcpt", "door", "milter", "rcpt", rcpt, "list", list, "verdict", o.String(),
+		"queue_id", mod.Get(gomilter.MacroQueueId), "client_addr", m.client, "from", m.tx.from)
+	m.s.metrics.rcpt.WithLabelValues(o.String()).Inc()
 }
 
 // checked reports whether the message's size is to be checked: a
-// recipient was let through as listgate's and some limit applies to it.
+// recipient was let through as listgate's (the global limit always
+// applies to it).
 func (m *session) checked() bool {
-	return m.tx.accepted && (m.tx.postLimit > 0 || m.s.opts.MaxMessageSize > 0)
+	return m.tx.accepted
 }
 
 // estimate is the message's size as counted so far, and the margin.
@@ -242,7 +265,7 @@ func (m *session) estimate() (size, marg int64) {
 // posting addresses, and the global limit.
 func (m *session) sizeVerdict(size int64) lists.Verdict {
 	v := lists.Verdict{Status: lists.Accept, List: m.tx.postList, MaxMessageSize: m.tx.postLimit}
-	return v.CheckSize(size, m.s.opts.MaxMessageSize)
+	return v.CheckSize(size, m.s.max)
 }
 
 // skip answers a body chunk after which the door needs no more: "skip"
@@ -259,7 +282,7 @@ func (m *session) skip() *gomilter.Response {
 func (m *session) Header(name, value string, _ gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			m.s.panicked("header", "", p)
+			m.panicked("header", "", p)
 			m.tx.failed = true
 			resp, err = gomilter.RespContinue, nil
 		}
@@ -272,12 +295,12 @@ func (m *session) Header(name, value string, _ gomilter.Modifier) (resp *gomilte
 
 // BodyChunk counts a chunk of the body (CRLF line ends, as Postfix sends
 // it); the body is never kept. Once the door needs no more of the body
-// (no limit applies, or the message is too large already), it answers
-// skip.
+// (no recipient of listgate's was let through, or the message is too
+// large already), it answers skip.
 func (m *session) BodyChunk(chunk []byte, _ gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			m.s.panicked("body", "", p)
+			m.panicked("body", "", p)
 			m.tx.failed = true
 			resp, err = m.skip(), nil
 		}
@@ -299,33 +322,33 @@ func (m *session) EndOfMessage(mod gomilter.Modifier) (resp *gomilter.Response, 
 	defer func() { m.tx = transaction{} }()
 	defer func() {
 		if p := recover(); p != nil {
-			m.s.panicked("eom", "", p)
+			m.panicked("eom", "", p)
 			m.s.metrics.messages.WithLabelValues(labelError).Inc()
-			resp, err = milterReply(lists.Verdict{Status: statusInternal}), nil
+			resp, err = milterReply(reply.Data, reply.LocalError), nil
 		}
 	}()
 	if m.tx.failed {
 		m.s.metrics.messages.WithLabelValues(labelError).Inc()
-		return milterReply(lists.Verdict{Status: statusInternal}), nil
+		return milterReply(reply.Data, reply.LocalError), nil
 	}
 	if !m.checked() {
 		m.s.metrics.messages.WithLabelValues(labelUnchecked).Inc()
-		return gomilter.RespAccept, nil
+		return milterReply(reply.Data, reply.Accept), nil
 	}
 	size, marg := m.estimate()
-	v := m.sizeVerdict(addSat(size, marg))
-	if v.Status != lists.TooLarge {
-		m.s.metrics.messages.WithLabelValues(v.Status.String()).Inc()
-		return gomilter.RespAccept, nil
+	o := reply.Of(m.sizeVerdict(addSat(size, marg)).Status)
+	m.s.metrics.messages.WithLabelValues(o.String()).Inc()
+	if o != reply.TooLarge {
+		return milterReply(reply.Data, o), nil
 	}
-	list, limit := "", m.s.opts.MaxMessageSize
+	list, limit := "", m.s.max
 	if m.tx.postLimit > 0 && addSat(size, marg) > m.tx.postLimit {
 		list, limit = m.tx.postList, m.tx.postLimit
 	}
-	m.s.log.Info("message", "door", "milter", "list", list, "verdict", v.Status.String(),
-		"queue_id", mod.Get(gomilter.MacroQueueId), "bytes", size, "margin", marg, "limit", limit)
-	m.s.metrics.messages.WithLabelValues(v.Status.String()).Inc()
-	return milterReply(v), nil
+	m.s.log.Info("message", "door", "milter", "list", list, "verdict", o.String(),
+		"queue_id", mod.Get(gomilter.MacroQueueId), "client_addr", m.client, "from", m.tx.from,
+		"bytes", size, "margin", marg, "limit", limit)
+	return milterReply(reply.Data, o), nil
 }
 
 // Abort ends the transaction without a message.
@@ -335,8 +358,8 @@ func (m *session) Abort(gomilter.Modifier) error {
 }
 
 // panicked logs and counts a panic recovered while answering cmd.
-func (s *Server) panicked(cmd, rcpt string, p any) {
-	s.log.Error("panic answering the MTA; replying tempfail", "door", "milter", "command", cmd,
-		"rcpt", rcpt, "err", fmt.Sprint(p), "stack", string(debug.Stack()))
-	s.metrics.panics.Inc()
+func (m *session) panicked(cmd, rcpt string, p any) {
+	m.s.log.Error("panic answering the MTA; replying tempfail", "door", "milter", "command", cmd,
+		"rcpt", rcpt, "client_addr", m.client, "from", m.tx.from, "err", fmt.Sprint(p), "stack", string(debug.Stack()))
+	m.s.metrics.panics.Inc()
 }

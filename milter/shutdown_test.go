@@ -11,7 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/listgate/listgate/internal/testutil"
-	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 // openConns is the number of connections the server holds.
@@ -104,7 +104,7 @@ func TestShutdownInFlight(t *testing.T) {
 	}
 
 	// The transaction goes on.
-	if got, want := rcpt(t, busy, "nosuchlist@example.com"), "550 5.1.1 "+lists.ReplyUnknown.Text; got != want {
+	if got, want := rcpt(t, busy, "nosuchlist@example.com"), refusal(reply.Unknown); got != want {
 		t.Errorf("RCPT during Shutdown: got %q, want %q", got, want)
 	}
 	if got := rcpt(t, busy, "mylist-request@example.com"); got != "continue" {

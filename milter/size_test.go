@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 // TestSize checks SIZE= at RCPT: announce@example.org has
@@ -17,7 +17,7 @@ import (
 // global limit only; refusals other than "too large" and foreign domains
 // are unaffected.
 func TestSize(t *testing.T) {
-	tooLarge := lists.ReplyTooLarge.String()
+	tooLarge := refusal(reply.TooLarge)
 	size := func(limit int64, rcpt string, plus int64) string {
 		return fmt.Sprintf("SIZE=%d", limit-marginFor(rcpt)+plus)
 	}
@@ -59,8 +59,8 @@ func TestSize(t *testing.T) {
 			"mylist@example.com":           tooLarge,
 			"mylist-request@example.com":   tooLarge,
 			"announce-request@example.org": tooLarge,
-			"nosuchlist@example.com":       "550 5.1.1 " + lists.ReplyUnknown.Text,
-			"broken@broken.example":        "451 4.3.0 " + lists.ReplyBroken.Text,
+			"nosuchlist@example.com":       refusal(reply.Unknown),
+			"broken@broken.example":        refusal(reply.Broken),
 			"mylist@not-ours.example":      "continue", // never touch other domains
 		}},
 		{"global limit exact", size(1_000_000, "announce-request@example.org", 0), map[string]string{

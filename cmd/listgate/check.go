@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 )
 
 // check prints the verdict for each address, as every door would give it
@@ -54,7 +55,7 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 // address the list, kind and extension.
 func describe(v lists.Verdict) string {
 	var b strings.Builder
-	b.WriteString(v.Status.Reply().String())
+	b.WriteString(reply.ForDoor(reply.LMTP, v.Status).String())
 	if v.List != "" {
 		fmt.Fprintf(&b, " list=%s", v.List)
 	}

@@ -1,0 +1,366 @@
+package reply
+
+import "github.com/listgate/listgate/lists"
+
+// Outcome is a row of the verdict table: what a door has to answer for.
+// The first five are the statuses of lists (Of maps them); LocalError and
+// NoSpace are failures of listgate itself. The zero Outcome is not valid:
+// the table answers it, like any value it does not know, as LocalError.
+type Outcome uint8
+
+// The outcomes, in the order of the table.
+const (
+	// Accept: a list's posting address or one of its sub-addresses
+	// (lists.Accept).
+	Accept Outcome = iota + 1
+	// Unknown: the domain is served, no list has this name
+	// (lists.Unknown).
+	Unknown
+	// NotServed: the domain is not one listgate serves (lists.NotServed).
+	NotServed
+	// Broken: the list file that decides the recipient has never parsed
+	// (lists.Broken); printed "tempfail".
+	Broken
+	// TooLarge: the message exceeds a size limit (lists.TooLarge).
+	TooLarge
+	// LocalError: listgate failed (a storage error, data cut off, a
+	// panic, no lists to ask): a tempfail, the sender retries. Printed
+	// "error".
+	LocalError
+	// NoSpace: the spool's file system is full or a quota is exceeded: a
+	// tempfail.
+	NoSpace
+	numOutcomes = iota
+)
+
+var outcomeNames = [...]string{
+	Accept:     "accept",
+	Unknown:    "unknown",
+	NotServed:  "not-served",
+	Broken:     "tempfail",
+	TooLarge:   "too-large",
+	LocalError: "error",
+	NoSpace:    "no-space",
+}
+
+// String returns the outcome as logs print it and as the "verdict" label
+// of the doors' metrics holds it: the lists.Status name for the first
+// five ("accept", "unknown", "not-served", "tempfail", "too-large"), then
+// "error" and "no-space".
+func (o Outcome) String() string {
+	if o > 0 && int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "invalid"
+}
+
+// Outcomes lists every valid outcome in table order.
+func Outcomes() []Outcome {
+	out := make([]Outcome, 0, numOutcomes)
+	for o := Outcome(1); o <= numOutcomes; o++ {
+		out = append(out, o)
+	}
+	return out
+}
+
+// Of returns the outcome of a lists status. A status lists does not
+// define is LocalError.
+func Of(s lists.Status) Outcome {
+	switch s {
+	case lists.Accept:
+		return Accept
+	case lists.Unknown:
+		return Unknown
+	case lists.NotServed:
+		return NotServed
+	case lists.Broken:
+		return Broken
+	case lists.TooLarge:
+		return TooLarge
+	}
+	return LocalError
+}
+
+// Door is one of listgate's doors: the protocols Postfix asks it in.
+type Door uint8
+
+// The doors.
+const (
+	// LMTP is the delivery sink (RFC 2033), package lmtp.
+	LMTP Door = iota + 1
+	// Milter is the milter (Sendmail's milter protocol, Postfix's
+	// MILTER_README), package milter.
+	Milter
+	// Policy is Postfix's SMTP access policy delegation
+	// (SMTPD_POLICY_README): its answer is an access(5) action.
+	Policy
+	// Socketmap is a Postfix socketmap table (socketmap_table(5)).
+	Socketmap
+)
+
+var doorNames = [...]string{LMTP: "lmtp", Milter: "milter", Policy: "policy", Socketmap: "socketmap"}
+
+// String returns the door's name as logs and metric names spell it:
+// "lmtp", "milter", "policy", "socketmap".
+func (d Door) String() string {
+	if d > 0 && int(d) < len(doorNames) {
+		return doorNames[d]
+	}
+	return "invalid"
+}
+
+// Doors lists every door.
+func Doors() []Door { return []Door{LMTP, Milter, Policy, Socketmap} }
+
+// ParseDoor is the inverse of Door.String; it reports false for a name
+// that is not a door.
+func ParseDoor(name string) (Door, bool) {
+	for _, d := range Doors() {
+		if d.String() == name {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// Stage is the point of the SMTP dialogue at which a door answers.
+type Stage uint8
+
+// The stages.
+const (
+	// RCPT is the reply to RCPT TO: the LMTP door's RCPT reply, the
+	// milter's answer to SMFIC_RCPT, the policy service asked in
+	// smtpd_recipient_restrictions, a socketmap looked up for a
+	// recipient.
+	RCPT Stage = iota + 1
+	// Data is after the message: the LMTP door's reply per recipient
+	// after the final "." of DATA (RFC 2033 §4.2), the milter's answer to
+	// the end of message (SMFIC_BODYEOB), which is for the whole message.
+	Data
+)
+
+// String returns "RCPT" or "DATA".
+func (s Stage) String() string {
+	switch s {
+	case RCPT:
+		return "RCPT"
+	case Data:
+		return "DATA"
+	}
+	return "invalid"
+}
+
+// Action is what kind of answer a door gives.
+type Action uint8
+
+// The actions.
+const (
+	// None: the door never meets this outcome at this stage (e.g. a
+	// full disk at RCPT). A door that meets it anyway answers LocalError.
+	None Action = iota
+	// Pass: listgate does not object and the dialogue goes on: go-smtp's
+	// own "250 2.0.0" to an LMTP RCPT, the milter's SMFIR_CONTINUE, the
+	// policy service's DUNNO.
+	Pass
+	// Send: the door sends Answer.Reply: as an LMTP reply, as the
+	// milter's SMFIR_REPLYCODE, as the policy service's action (access(5)
+	// "NNN text").
+	Send
+	// AcceptMessage: the milter's SMFIR_ACCEPT at the end of a message.
+	AcceptMessage
+	// Found, NotFound and Temp are the socketmap replies "OK",
+	// "NOTFOUND" and "TEMP" (socketmap_table(5)); a TEMP carries
+	// Answer.Reply's text as its reason.
+	Found
+	NotFound
+	Temp
+)
+
+// Answer is what one door answers for one outcome at one stage.
+type Answer struct {
+	Door   Door
+	Stage  Stage
+	Action Action
+	// Reply is the reply sent (Action Send) or the reason given (Temp);
+	// zero otherwise.
+	Reply Reply
+}
+
+// String formats a as the door puts it on the wire, without framing:
+// "550 5.1.1 Requested action not taken: mailbox unavailable",
+// "continue", "DUNNO", "TEMP Temporary lookup failure", "-" for None.
+func (a Answer) String() string {
+	switch a.Action {
+	case Send:
+		return a.Reply.String()
+	case Pass:
+		switch a.Door {
+		case LMTP:
+			return "250 2.0.0 (go-smtp's own text)"
+		case Milter:
+			return "continue"
+		case Policy:
+			return "DUNNO"
+		}
+		return "pass"
+	case AcceptMessage:
+		return "accept"
+	case Found:
+		return "OK"
+	case NotFound:
+		return "NOTFOUND"
+	case Temp:
+		return "TEMP " + a.Reply.Text
+	}
+	return "-"
+}
+
+// Row is one row of the verdict table: an outcome, when it is given, and
+// each door's answer at each stage.
+type Row struct {
+	Outcome Outcome
+	// When says when the outcome is given, for docs/replies.md
+	// (Markdown).
+	When string
+
+	lmtp, milter, policy, socketmap stages
+}
+
+// stages are one door's answers for one outcome.
+type stages struct{ rcpt, data Answer }
+
+func (r *Row) door(d Door) stages {
+	switch d {
+	case LMTP:
+		return r.lmtp
+	case Milter:
+		return r.milter
+	case Policy:
+		return r.policy
+	case Socketmap:
+		return r.socketmap
+	}
+	return stages{}
+}
+
+// Shorthands for the table.
+var (
+	none     = Answer{}
+	pass     = Answer{Action: Pass}
+	accepted = Answer{Action: AcceptMessage}
+	found    = Answer{Action: Found}
+	notFound = Answer{Action: NotFound}
+)
+
+func send(r Reply) Answer { return Answer{Action: Send, Reply: r} }
+func temp(r Reply) Answer { return Answer{Action: Temp, Reply: r} }
+
+// table is the verdict table of docs/design.md: for each outcome, what
+// each door answers at RCPT and after the message. It is the only place
+// where listgate's replies are chosen; docs/replies.md and the doc.go of
+// each door show it (their tables are checked against it by TestDocs).
+//
+// The milter lets a recipient of a domain listgate does not serve pass:
+// another restriction, or Postfix itself, decides for it. The LMTP door
+// refuses it: Postfix should not have sent it there.
+var table = [numOutcomes + 1]Row{
+	Accept: {
+		When:      "a list's posting address or sub-address",
+		lmtp:      stages{pass, send(delivered)},
+		milter:    stages{pass, accepted},
+		policy:    stages{pass, none},
+		socketmap: stages{found, none},
+	},
+	Unknown: {
+		When:      "the domain is served, but no list has this name",
+		lmtp:      stages{send(mailboxUnavl), none},
+		milter:    stages{send(mailboxUnavl), none},
+		policy:    stages{send(mailboxUnavl), none},
+		socketmap: stages{notFound, none},
+	},
+	NotServed: {
+		When:      "the domain is none of listgate's",
+		lmtp:      stages{send(mailboxUnavl), none},
+		milter:    stages{pass, none},
+		policy:    stages{pass, none},
+		socketmap: stages{notFound, none},
+	},
+	Broken: {
+		When: "the list's file has never parsed, or two files (or two aliases) claim the address, " +
+			"or the address is unknown in a domain where a list file has never parsed (it may be that file's alias)",
+		lmtp:      stages{send(lookupFailure), none},
+		milter:    stages{send(lookupFailure), none},
+		policy:    stages{send(lookupFailure), none},
+		socketmap: stages{temp(lookupFailure), none},
+	},
+	TooLarge: {
+		When: "`SIZE=` or the message exceeds the list's `max_message_size` (posting address) " +
+			"or `--max-message-size` (any address)",
+		lmtp:      stages{send(tooLarge), send(tooLarge)},
+		milter:    stages{send(tooLarge), send(tooLarge)},
+		policy:    stages{send(tooLarge), none},
+		socketmap: stages{none, none},
+	},
+	LocalError: {
+		When: "listgate itself failed: a storage error, message data cut off, an internal panic, " +
+			"no lists to ask",
+		lmtp:      stages{send(localError), send(localError)},
+		milter:    stages{send(localError), send(localError)},
+		policy:    stages{send(localError), none},
+		socketmap: stages{temp(localError), none},
+	},
+	NoSpace: {
+		When:      "the spool's file system is full or a quota is exceeded",
+		lmtp:      stages{none, send(noSpace)},
+		milter:    stages{none, none},
+		policy:    stages{none, none},
+		socketmap: stages{none, none},
+	},
+}
+
+// Table returns the rows of the verdict table, in Outcomes order.
+func Table() []Row {
+	rows := make([]Row, 0, numOutcomes)
+	for _, o := range Outcomes() {
+		r := table[o]
+		r.Outcome = o
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// For returns door d's answer for outcome o at stage st, straight from the
+// table. An outcome the table does not know is answered as LocalError; a
+// door or stage it does not know gets None.
+func For(d Door, st Stage, o Outcome) Answer {
+	if o == 0 || o > numOutcomes {
+		o = LocalError
+	}
+	row := table[o]
+	s := row.door(d)
+	var a Answer
+	switch st {
+	case RCPT:
+		a = s.rcpt
+	case Data:
+		a = s.data
+	}
+	a.Door, a.Stage = d, st
+	return a
+}
+
+// ForDoor returns door d's answer to a recipient whose verdict has status
+// s, at the stage where the door gives it, for `listgate check`: the
+// answer at RCPT, unless the door lets the recipient pass there and
+// answers it after the message (the LMTP door's "250 2.1.5" after DATA,
+// the milter's accept at the end of message).
+func ForDoor(d Door, s lists.Status) Answer {
+	o := Of(s)
+	a := For(d, RCPT, o)
+	if a.Action == Pass {
+		if after := For(d, Data, o); after.Action != None {
+			return after
+		}
+	}
+	return a
+}
