@@ -91,8 +91,11 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if s.Hostname == "" {
 		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return nil, fmt.Errorf("the system's host name: %v; set %s", err, s.Origin("hostname"))
+		if err == nil && h == "" {
+			err = errors.New("empty")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the system's host name: %w; set %s", err, s.Origin("hostname"))
 		}
 		s.Hostname = h
 	}
@@ -168,9 +171,6 @@ func (d *Daemon) Addr(name string) string {
 	}
 	return ""
 }
-
-// Lists returns the lists watcher, whose Snapshot the doors resolve with.
-func (d *Daemon) Lists() *lists.Watcher { return d.watcher }
 
 // Rescan re-reads every file of the lists directory in the background, as
 // SIGHUP asks.
