@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/reply"
 )
@@ -15,8 +16,7 @@ import (
 // accepted.
 func check(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("check", stderr)
-	var lf listsFlags
-	lf.register(fs)
+	cf := config.AddFlags(fs, "lists", "recipient_delimiter")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate check [flags] ADDRESS...\n\n"+
 			"Prints the verdict for each recipient address and the reply the LMTP door\n"+
@@ -26,13 +26,14 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 			"settings, which check cannot know.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	s, err := settings(cf, args)
+	if err != nil {
 		return 0, err
 	}
 	if fs.NArg() == 0 {
 		return 0, fmt.Errorf("%w: give at least one ADDRESS", errUsage)
 	}
-	snap, err := lf.load()
+	snap, err := loadLists(s)
 	if err != nil {
 		return 0, err
 	}

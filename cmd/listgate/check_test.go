@@ -55,11 +55,11 @@ func TestCheckUsage(t *testing.T) {
 		{"bad flag", []string{"check", "--nosuch", "a@b.example"}, exitUsage, "nosuch"},
 		{"empty delimiter", []string{"check", "--recipient-delimiter", "", "a@b.example"}, exitUsage, "--recipient-delimiter"},
 		{"dash delimiter", []string{"check", "--recipient-delimiter", "+-", "a@b.example"}, exitUsage, "'-' separates a list from its sub-address"},
-		{"serve: zero shutdown timeout", []string{"serve", "--shutdown-timeout", "0"}, exitUsage, "--shutdown-timeout 0s: must be positive"},
-		{"serve: negative rescan", []string{"serve", "--rescan-interval", "-1s"}, exitUsage, "--rescan-interval -1s"},
+		{"serve: zero shutdown timeout", []string{"serve", "--shutdown-timeout", "0"}, exitUsage, `--shutdown-timeout "0": must be positive`},
+		{"serve: negative rescan", []string{"serve", "--rescan-interval", "-1s"}, exitUsage, `--rescan-interval "-1s": must not be negative`},
 		{"serve: bad hostname", []string{"serve", "--lists", corpus.ListsDir(), "--hostname", "a\r\nX: y"}, exitUsage, "--hostname"},
 		{"serve: bad address", []string{"serve", "--lmtp", "tcp:127.0.0.1:1"}, exitUsage, `--lmtp "tcp:127.0.0.1:1"`},
-		{"serve: all doors off", []string{"serve", "--lists", corpus.ListsDir(), "--lmtp", "", "--milter", ""}, exitUsage, "every door is off"},
+		{"serve: all doors off", []string{"serve", "--lists", corpus.ListsDir(), "--lmtp", "", "--milter", ""}, 1, "every door is off"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 	}
 	for _, tt := range tests {

@@ -1,26 +1,63 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 
+	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/lists"
 )
 
-// defaultMaxMessageSize is --max-message-size's default: 64 MiB.
-const defaultMaxMessageSize = 64 << 20
+// settings parses args with the flag set cf was registered on (by
+// config.AddFlags) and returns the settings the command runs with: the
+// built-in defaults, then the config file (--config FILE, or
+// /etc/listgate/listgate.toml if it exists), then the flags given. Every
+// command gets its settings this way, so all of them read the same file:
+//
+//	fs := newFlagSet("check", stderr)
+//	cf := config.AddFlags(fs, "lists", "recipient_delimiter")
+//	s, err := settings(cf, args)
+func settings(cf *config.Flags, args []string) (config.Settings, error) {
+	s, err := cf.Parse(args)
+	var ce *config.Error
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return s, err
+	case errors.As(err, &ce):
+		if ce.File == "" {
+			return s, fmt.Errorf("%w: %v", errUsage, err) // a flag's value
+		}
+		return s, err
+	}
+	return s, errFlagsPrinted // the flag package said what was wrong
+}
 
-// listsFlags are the flags that say how to read the lists directory; every
-// command that resolves addresses takes them, so all resolve alike.
+// loadLists reads the lists directory once, as the one-shot commands
+// (check, lists) see it.
+func loadLists(s config.Settings) (*lists.Snapshot, error) {
+	snap, err := lists.Load(s.Lists, s.ListsOptions())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s %s: the directory does not exist", s.Origin("lists"), s.Lists)
+	}
+	return snap, err
+}
+
+// defaultMaxMessageSize is --max-message-size's default: 64 MiB.
+const defaultMaxMessageSize = config.DefaultMaxMessageSize
+
+// listsFlags are `listgate postfix`'s flags for the lists directory, until
+// it reads its settings through settings() as the other commands do.
 type listsFlags struct {
 	dir       string
 	delimiter string
 }
 
 func (f *listsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.dir, "lists", "./lists", "the lists `directory`: one file per list")
+	fs.StringVar(&f.dir, "lists", config.DefaultLists, "the lists `directory`: one file per list")
 	fs.StringVar(&f.delimiter, "recipient-delimiter", lists.DefaultDelimiter,
 		"characters that start an address extension, as Postfix's recipient_delimiter (\"none\": no extensions)")
 }
@@ -40,16 +77,6 @@ func (f *listsFlags) options() (lists.Options, error) {
 		return lists.Options{}, fmt.Errorf("%w: --lists is empty", errUsage)
 	}
 	return lists.Options{Delimiters: f.delimiter}, nil
-}
-
-// load reads the lists directory once, as the one-shot commands (check,
-// lists) see it.
-func (f *listsFlags) load() (*lists.Snapshot, error) {
-	opts, err := f.options()
-	if err != nil {
-		return nil, err
-	}
-	return lists.Load(f.dir, opts)
 }
 
 // sizeFlag is a flag.Value for a size in bytes with an optional unit.

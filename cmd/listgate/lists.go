@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/lists"
 )
 
@@ -14,21 +15,21 @@ import (
 // lists directory before it is deployed.
 func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("lists", stderr)
-	var lf listsFlags
-	lf.register(fs)
+	cf := config.AddFlags(fs, "lists", "recipient_delimiter")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate lists [flags]\n\n"+
 			"Prints every list, the addresses that reach it, the served domains and\n"+
 			"every problem in the lists directory. Exits 1 if there is any problem.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	s, err := settings(cf, args)
+	if err != nil {
 		return 0, err
 	}
 	if fs.NArg() != 0 {
 		return 0, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	snap, err := lf.load()
+	snap, err := loadLists(s)
 	if err != nil {
 		return 0, err
 	}

@@ -10,7 +10,9 @@
 //	listgate postfix [flags]        print main.cf lines for Postfix (--check: judge postconf -n)
 //	listgate version                print the version
 //
-// Run "listgate COMMAND -h" for a command's flags.
+// Every command reads its settings from /etc/listgate/listgate.toml (or
+// --config FILE); flags override the file (docs/config.md). Run
+// "listgate COMMAND -h" for a command's flags.
 package main
 
 import (
@@ -89,9 +91,10 @@ commands:
   check ADDRESS... print the verdict for each address (exit 1 if any is refused)
   lists            print every list, its addresses, and every problem (exit 1 if any)
   postfix          print main.cf lines for Postfix; --check judges postconf -n output
-  version          print the version
+  version          print the version, the VCS revision and its commit time
 
-Run "listgate COMMAND -h" for a command's flags.
+Settings come from /etc/listgate/listgate.toml (or --config FILE); flags
+override them. Run "listgate COMMAND -h" for a command's flags.
 `)
 }
 

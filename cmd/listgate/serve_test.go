@@ -57,15 +57,23 @@ func TestServeDeliverAndStop(t *testing.T) {
 	}
 }
 
-// TestServeMetrics: the metrics door serves Prometheus text with the
-// lists gauges, and the health endpoints answer.
+// TestServeMetrics: `listgate serve --config FILE` takes its lists, spool
+// and doors from the file (a flag overriding one); the metrics door
+// serves Prometheus text with the lists gauges, and the health endpoints
+// answer.
 func TestServeMetrics(t *testing.T) {
-	listsDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(listsDir, "a@example.org"), nil, 0o644); err != nil {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "lists"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := daemontest.Start(t, []string{"lmtp", "metrics"}, "--lists", listsDir, "--spool", t.TempDir(),
-		"--lmtp", "inet:127.0.0.1:0", "--milter", "", "--metrics", "127.0.0.1:0")
+	if err := os.WriteFile(filepath.Join(dir, "lists", "a@example.org"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "listgate.toml")
+	if err := os.WriteFile(conf, []byte("lists = \"lists\"\nspool = \"spool\"\nmilter = \"\"\nmetrics = \"inet:127.0.0.1:0\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := daemontest.Start(t, []string{"lmtp", "metrics"}, "--config", conf, "--lmtp", "inet:127.0.0.1:0")
 	base := "http://" + strings.TrimPrefix(d.Addr("metrics"), "inet:")
 	for path, want := range map[string]string{
 		"/metrics": "listgate_lists 1\n",
@@ -77,12 +85,20 @@ func TestServeMetrics(t *testing.T) {
 			t.Errorf("GET %s: lacks %q:\n%s", path, want, body)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dir, "spool")); err != nil {
+		t.Errorf("the spool the file names: %v", err)
+	}
 }
 
 // sendLMTP delivers one message over LMTP with go-smtp's client and
 // returns the first failure, including a non-250 reply after DATA.
 func sendLMTP(sock, from, to, msg string) error {
-	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
+	return sendLMTPOn("unix", sock, from, to, msg)
+}
+
+// sendLMTPOn is sendLMTP on a network ("tcp" or "unix").
+func sendLMTPOn(network, addr, from, to, msg string) error {
+	conn, err := net.DialTimeout(network, addr, 5*time.Second)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,8 @@ func Cleanup() {
 }
 
 // Binary builds cmd/listgate once per test binary (with -race when the
-// tests run under the race detector) and returns its path. Call Cleanup
+// tests run under the race detector, else with CGO_ENABLED=0) and returns
+// its path. Call Cleanup
 // from TestMain to remove it.
 func Binary(t testing.TB) string {
 	t.Helper()
@@ -54,12 +55,20 @@ func Binary(t testing.TB) string {
 		}
 		build.dir = dir
 		build.path = filepath.Join(dir, "listgate")
-		args := []string{"build", "-o", build.path}
+		// -buildvcs=auto stamps the revision where the go command can
+		// (a git checkout; not a git worktree, whose .git is a file),
+		// whatever GOFLAGS says. Without -race the binary is built as
+		// docs/install.md builds it: CGO_ENABLED=0, static; the race
+		// detector needs cgo.
+		args := []string{"build", "-buildvcs=auto", "-o", build.path}
+		cgo := "CGO_ENABLED=0"
 		if raceEnabled {
-			args = append(args, "-race")
+			args, cgo = append(args, "-race"), "CGO_ENABLED=1"
 		}
 		args = append(args, "github.com/listgate/listgate/cmd/listgate")
-		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), cgo)
+		if out, err := cmd.CombinedOutput(); err != nil {
 			build.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	})
@@ -133,7 +142,9 @@ func Start(t testing.TB, doors []string, args ...string) *Daemon {
 func (d *Daemon) start() {
 	t := d.t
 	t.Helper()
-	cmd := exec.Command(Binary(t), append([]string{"serve", "--hostname", "lg.e2e.invalid", "--log-level", "debug"}, d.args...)...)
+	// An empty config file: a /etc/listgate/listgate.toml on the machine
+	// must not change what the tests run. A --config in args wins.
+	cmd := exec.Command(Binary(t), append([]string{"serve", "--config", os.DevNull, "--hostname", "lg.e2e.invalid", "--log-level", "debug"}, d.args...)...)
 	cmd.Env = Environ()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

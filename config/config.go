@@ -1,0 +1,304 @@
+// Package config holds listgate's settings: the config file
+// (/etc/listgate/listgate.toml, or --config FILE) and the command-line
+// flags that override it. Every command reads the same Settings, so
+// `listgate check`, `lists` and `postfix` judge what `listgate serve` runs.
+//
+// The file is TOML with one top-level key per setting; a key is the long
+// flag's name with '-' turned into '_' (--max-message-size is
+// max_message_size). Parsing is strict, like a list file's: an unknown key,
+// a value of the wrong type or an invalid value is an error that names the
+// file, the line and the key ("listgate.toml:3: unknown key \"spol\"").
+// Relative paths in the file (lists, spool, unix: sockets) are relative to
+// the file's directory. docs/config.md describes every key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/postconf"
+)
+
+// Built-in defaults, used where neither the config file nor a flag says
+// otherwise.
+const (
+	// DefaultFile is the config file read when --config is not given;
+	// when it does not exist, the built-in defaults apply.
+	DefaultFile = "/etc/listgate/listgate.toml"
+	// DefaultLists is the lists directory.
+	DefaultLists = "/etc/listgate/lists"
+	// DefaultSpool is the spool directory: outside any source tree.
+	DefaultSpool = "/var/lib/listgate/spool"
+	// DefaultMaxMessageSize is the largest message in bytes: 64 MiB.
+	DefaultMaxMessageSize = 64 << 20
+)
+
+// Settings are listgate's settings. Its zero value is not useful: start
+// from Defaults, Load or Flags.Settings. The address fields use Postfix's
+// syntax (postconf.Endpoint); a zero Endpoint means the door is off.
+type Settings struct {
+	Lists              string // the lists directory (key lists)
+	RecipientDelimiter string // as Postfix's recipient_delimiter; "none": no extensions
+	Spool              string // the spool directory (key spool)
+
+	LMTP, Milter      postconf.Endpoint // the doors (keys lmtp, milter)
+	Policy, Socketmap postconf.Endpoint // doors not built yet: must stay off
+	Metrics           postconf.Endpoint // HTTP /metrics, /healthz, /readyz
+
+	MaxMessageSize  int64         // bytes, for any address
+	Hostname        string        // "" means the system's host name
+	LogLevel        slog.Level    // key log_level
+	LogFormat       string        // "text" or "json"
+	ShutdownTimeout time.Duration // how long a shutdown waits for transactions
+	RescanInterval  time.Duration // the periodic full rescan; 0 is off
+
+	// File is the config file these settings were read from, "" if none.
+	File string
+
+	origin map[string]string // key -> "--flag" or "FILE:LINE"
+}
+
+// key describes one setting: its name in the file (the flag's name with
+// '_' for '-'), its default in the flag's syntax, and its flag's usage.
+type key struct {
+	name, def, usage string
+}
+
+// keys are every setting, in the order of docs/config.md.
+var keys = []key{
+	{"lists", DefaultLists, "the lists `directory`: one file per list"},
+	{"recipient_delimiter", lists.DefaultDelimiter, "characters that start an address extension, as Postfix's recipient_delimiter (\"none\": no extensions)"},
+	{"spool", DefaultSpool, "the spool `directory`: one Maildir per list and sub-address"},
+	{"lmtp", "inet:127.0.0.1:8024", "LMTP sink `address` (inet:host:port or unix:/path; empty: off)"},
+	{"milter", "inet:127.0.0.1:8025", "milter `address` (inet:host:port or unix:/path; empty: off)"},
+	{"policy", "", "Postfix policy delegation `address` (not built yet: leave empty)"},
+	{"socketmap", "", "Postfix socketmap table `address` (not built yet: leave empty)"},
+	{"metrics", "", "HTTP `address` (inet:host:port or unix:/path) for /metrics, /healthz and /readyz (empty: off)"},
+	{"max_message_size", "64MiB", "largest message in `bytes` for any address (units: MB, MiB, ...); keep Postfix's message_size_limit at or below it"},
+	{"hostname", "", "host `name` for LHLO's greeting, Received headers and Maildir names (default: the system's)"},
+	{"log_level", "info", "log `level`: debug, info, warn or error"},
+	{"log_format", "text", "log `format`: text or json"},
+	{"shutdown_timeout", "30s", "how long a shutdown waits for transactions in flight (`duration`, must be positive)"},
+	{"rescan_interval", "5m", "period (`duration`) of the safety-net full rescan of the lists directory (NFS gives no events); 0 turns it off"},
+}
+
+func lookup(name string) (key, bool) {
+	for _, k := range keys {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return key{}, false
+}
+
+// Defaults returns the built-in settings.
+func Defaults() Settings {
+	var s Settings
+	for _, k := range keys {
+		if err := s.set(k.name, k.def); err != nil {
+			panic(fmt.Sprintf("config: default %s = %q: %v", k.name, k.def, err))
+		}
+	}
+	return s
+}
+
+// set parses v, in the flag's syntax, as the value of the key name.
+// Errors say what is wrong with the value; the caller says where it is.
+func (s *Settings) set(name, v string) error {
+	switch name {
+	case "lists", "spool":
+		if v == "" {
+			return errors.New("empty: name a directory")
+		}
+		if name == "lists" {
+			s.Lists = v
+		} else {
+			s.Spool = v
+		}
+	case "recipient_delimiter":
+		if err := checkDelimiter(v); err != nil {
+			return err
+		}
+		s.RecipientDelimiter = v
+	case "lmtp", "milter", "policy", "socketmap", "metrics":
+		ep, _, err := postconf.ParseEndpoint(name, v)
+		if err != nil {
+			// ParseEndpoint names the flag and the value; the caller
+			// names them (or the file, line and key) itself.
+			return errors.New(strings.TrimPrefix(err.Error(), fmt.Sprintf("%s %q: ", flagName(name), v)))
+		}
+		*s.Endpoint(name) = ep
+	case "max_message_size":
+		n, err := lists.ParseSize(v)
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return errors.New("must be positive")
+		}
+		s.MaxMessageSize = n
+	case "hostname":
+		if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return errors.New("want a host name without blanks or control characters")
+		}
+		s.Hostname = v
+	case "log_level":
+		if err := s.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return errors.New("want debug, info, warn or error")
+		}
+	case "log_format":
+		if v != "text" && v != "json" {
+			return errors.New("want text or json")
+		}
+		s.LogFormat = v
+	case "shutdown_timeout", "rescan_interval":
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("want a duration such as 30s or 5m")
+		}
+		if name == "shutdown_timeout" {
+			if d <= 0 {
+				return errors.New("must be positive")
+			}
+			s.ShutdownTimeout = d
+		} else {
+			if d < 0 {
+				return errors.New("must not be negative (0 turns the rescan off)")
+			}
+			s.RescanInterval = d
+		}
+	default:
+		return fmt.Errorf("unknown key %q", name)
+	}
+	return nil
+}
+
+// checkDelimiter vets a recipient delimiter as Postfix's
+// recipient_delimiter, plus listgate's own rule about '-'.
+func checkDelimiter(v string) error {
+	switch {
+	case v == "":
+		return errors.New(`empty; say "none" to turn extensions off`)
+	case v == "none":
+		return nil
+	case strings.ContainsAny(v, "@<> \t"):
+		return errors.New("'@', '<', '>' and blanks cannot be delimiters")
+	case strings.Contains(v, "-"):
+		return errors.New("'-' separates a list from its sub-address (list-request@, list-bounces@); " +
+			"as a delimiter it would turn every sub-address into an extension of the posting address")
+	}
+	return nil
+}
+
+// Endpoint returns the field of the door named by key (lmtp, milter,
+// policy, socketmap or metrics), or nil for another key.
+func (s *Settings) Endpoint(key string) *postconf.Endpoint {
+	switch key {
+	case "lmtp":
+		return &s.LMTP
+	case "milter":
+		return &s.Milter
+	case "policy":
+		return &s.Policy
+	case "socketmap":
+		return &s.Socketmap
+	case "metrics":
+		return &s.Metrics
+	}
+	return nil
+}
+
+// On reports whether the door e is on: its address is not empty.
+func On(e postconf.Endpoint) bool { return e.Network != "" }
+
+// ListsOptions returns the options that read the lists directory as these
+// settings say.
+func (s Settings) ListsOptions() lists.Options {
+	return lists.Options{Delimiters: s.RecipientDelimiter}
+}
+
+// NewLogger returns a logger writing to w at LogLevel in LogFormat.
+func (s Settings) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: s.LogLevel}
+	if s.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// IsSet reports whether key was set by the config file or a flag rather
+// than left at its default.
+func (s Settings) IsSet(key string) bool {
+	_, ok := s.origin[key]
+	return ok
+}
+
+// Origin says where key's value comes from, for messages about it:
+// "listgate.toml:3: spool" for the config file, "--spool" for a flag or
+// the default (which a flag overrides).
+func (s Settings) Origin(key string) string {
+	if o, ok := s.origin[key]; ok && !strings.HasPrefix(o, "--") {
+		return o + ": " + key
+	}
+	return flagName(key)
+}
+
+func (s *Settings) setOrigin(key, where string) {
+	if s.origin == nil {
+		s.origin = make(map[string]string)
+	}
+	s.origin[key] = where
+}
+
+// flagName is the flag of a key: max_message_size is --max-message-size.
+func flagName(key string) string { return "--" + strings.ReplaceAll(key, "_", "-") }
+
+// Error is an invalid setting, in the config file or on the command
+// line. Its message reads like compiler output: `listgate.toml:3: unknown
+// key "spol"`, `listgate.toml:4: lmtp "tcp:x": want inet:host:port or
+// unix:/path`, or for a flag `--lmtp "tcp:x": want inet:host:port or
+// unix:/path`.
+type Error struct {
+	File  string // the config file; "" for a flag
+	Line  int    // 1-based line in File; 0 when not on one line
+	Key   string // the key ("lmtp") or flag ("--lmtp") at fault; "" if none
+	Value string // the value at fault; "" if none or empty
+	Err   error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		if e.Value != "" {
+			fmt.Fprintf(&b, " %q", e.Value)
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Keys returns the name of every setting, for a command that takes them
+// all as flags (`listgate serve`).
+func Keys() []string {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.name
+	}
+	return names
+}

@@ -1,0 +1,242 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/listgate/listgate/postconf"
+)
+
+// TestParse: every key read from a file, and every kind of mistake named
+// with the file, the line and the key.
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		check   func(t *testing.T, s Settings)
+		wantErr string
+	}{
+		{"empty file: defaults", "", func(t *testing.T, s Settings) {
+			if d := Defaults(); s.Lists != d.Lists || s.Spool != d.Spool || s.LMTP != d.LMTP || s.File != "/etc/lg/listgate.toml" {
+				t.Errorf("got %+v, want the defaults", s)
+			}
+		}, ""},
+		{"every key", `lists = "/srv/lists"
+recipient_delimiter = "none"
+spool = "/srv/spool"
+lmtp = "unix:/run/listgate/lmtp"
+milter = "127.0.0.1:9025"
+policy = ""
+socketmap = ""
+metrics = "inet:[::1]:9100"
+max_message_size = "10MB"
+hostname = "mx.example.org"
+log_level = "debug"
+log_format = "json"
+shutdown_timeout = "5s"
+rescan_interval = "0s"
+`, func(t *testing.T, s Settings) {
+			want := Settings{
+				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool",
+				LMTP:           postconf.Endpoint{Network: "unix", Address: "/run/listgate/lmtp"},
+				Milter:         postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:9025"},
+				Metrics:        postconf.Endpoint{Network: "tcp", Address: "[::1]:9100"},
+				MaxMessageSize: 10_000_000, Hostname: "mx.example.org", LogLevel: -4, LogFormat: "json",
+				ShutdownTimeout: 5 * time.Second, RescanInterval: 0, File: "/etc/lg/listgate.toml",
+			}
+			s.origin = nil
+			if !reflect.DeepEqual(s, want) {
+				t.Errorf("got  %+v\nwant %+v", s, want)
+			}
+		}, ""},
+		{"relative paths: from the file's directory", "lists = \"lists\"\nspool = \"../spool\"\nlmtp = \"unix:run/lmtp\"\n", func(t *testing.T, s Settings) {
+			if s.Lists != "/etc/lg/lists" || s.Spool != "/etc/spool" || s.LMTP.Address != "/etc/lg/run/lmtp" {
+				t.Errorf("lists %q spool %q lmtp %q", s.Lists, s.Spool, s.LMTP)
+			}
+		}, ""},
+		{"integer size", "max_message_size = 1048576\n", func(t *testing.T, s Settings) {
+			if s.MaxMessageSize != 1<<20 {
+				t.Errorf("max_message_size %d", s.MaxMessageSize)
+			}
+		}, ""},
+		{"origin and IsSet", "\n\nspool = \"/s\"\n", func(t *testing.T, s Settings) {
+			if got := s.Origin("spool"); got != "/etc/lg/listgate.toml:3: spool" {
+				t.Errorf("Origin(spool) = %q", got)
+			}
+			if got := s.Origin("lists"); got != "--lists" || s.IsSet("lists") || !s.IsSet("spool") {
+				t.Errorf("Origin(lists) = %q, IsSet(lists) %v", got, s.IsSet("lists"))
+			}
+		}, ""},
+
+		{"unknown key", "lists = \"x\"\n\nspol = \"/tmp\"\n", nil, `listgate.toml:3: unknown key "spol"`},
+		{"dotted key", "lmtp.port = 1\n", nil, `listgate.toml:1: unknown key "lmtp.port"`},
+		{"table", "spool = \"/s\"\n[lmtp]\naddress = \"x\"\n", nil, `listgate.toml:2: unexpected table [lmtp]: every setting is a top-level key`},
+		{"array table", "[[lists]]\n", nil, `listgate.toml:1: unexpected table [lists]: every setting is a top-level key`},
+		{"wrong type: integer", "lmtp = 8024\n", nil, `listgate.toml:1: lmtp: want a string, got an integer`},
+		{"wrong type: float size", "\nmax_message_size = 1.5\n", nil, `listgate.toml:2: max_message_size: want bytes (an integer) or a string such as "10MB", got a float`},
+		{"wrong type: duration", "shutdown_timeout = 30\n", nil, `listgate.toml:1: shutdown_timeout: want a string such as "30s" or "5m", got an integer`},
+		{"wrong type: inline table", "spool = {dir = \"x\"}\n", nil, `listgate.toml:1: spool: want a string, got a table`},
+		{"wrong type: array", "lists = [\"a\"]\n", nil, `listgate.toml:1: lists: want a string, got an array`},
+		{"bad address", "milter = \"tcp:x:y\"\n", nil, `listgate.toml:1: milter "tcp:x:y": want inet:host:port or unix:/path`},
+		{"metrics: empty host", "metrics = \"inet::9100\"\n", nil, `listgate.toml:1: metrics "inet::9100": give a host (127.0.0.1 for loopback; 0.0.0.0 to listen everywhere)`},
+		{"metrics: bare empty host", "metrics = \":9100\"\n", nil, `listgate.toml:1: metrics ":9100": give a host`},
+		{"bad size", "max_message_size = \"10 parsecs\"\n", nil, `listgate.toml:1: max_message_size "10 parsecs": invalid size "10 parsecs"`},
+		{"negative size", "max_message_size = -5\n", nil, `listgate.toml:1: max_message_size: invalid size "-5": negative`},
+		{"zero size", "max_message_size = 0\n", nil, `listgate.toml:1: max_message_size: must be positive`},
+		{"negative duration", "rescan_interval = \"-1s\"\n", nil, `listgate.toml:1: rescan_interval "-1s": must not be negative (0 turns the rescan off)`},
+		{"zero shutdown timeout", "shutdown_timeout = \"0s\"\n", nil, `listgate.toml:1: shutdown_timeout "0s": must be positive`},
+		{"bad duration", "shutdown_timeout = \"soon\"\n", nil, `listgate.toml:1: shutdown_timeout "soon": want a duration such as 30s or 5m`},
+		{"empty lists", "lists = \"\"\n", nil, `listgate.toml:1: lists: empty: name a directory`},
+		{"dash delimiter", "recipient_delimiter = \"+-\"\n", nil, `listgate.toml:1: recipient_delimiter "+-": '-' separates a list from its sub-address`},
+		{"bad log level", "log_level = \"loud\"\n", nil, `listgate.toml:1: log_level "loud": want debug, info, warn or error`},
+		{"bad log format", "log_format = \"xml\"\n", nil, `listgate.toml:1: log_format "xml": want text or json`},
+		{"bad hostname", "hostname = \"a b\"\n", nil, `listgate.toml:1: hostname "a b": want a host name without blanks`},
+		{"key twice", "spool = \"/a\"\nspool = \"/b\"\n", nil, `listgate.toml:2:`},
+		{"syntax error", "lists = \"/a\"\nspool = /b\n", nil, `listgate.toml:2:`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := "/etc/lg/listgate.toml"
+			if tt.wantErr != "" {
+				path = "listgate.toml"
+			}
+			s, err := Parse(path, []byte(tt.file))
+			if tt.wantErr != "" {
+				var e *Error
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) || !errors.As(err, &e) {
+					t.Fatalf("err %v, want an *Error starting %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, s)
+		})
+	}
+}
+
+// TestFlags: the file's values, flags over them, and where the file comes
+// from (--config, the default file, or none).
+func TestFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "listgate.toml")
+	write(t, file, "lists = \"lists\"\nspool = \"/from/file\"\nmax_message_size = \"1MB\"\n")
+	missing := filepath.Join(dir, "missing.toml")
+	tests := []struct {
+		name        string
+		defaultFile string
+		args        []string
+		check       func(t *testing.T, s Settings)
+		wantErr     string
+	}{
+		{"value from the file", missing, []string{"--config", file}, func(t *testing.T, s Settings) {
+			if s.Lists != filepath.Join(dir, "lists") || s.Spool != "/from/file" || s.MaxMessageSize != 1e6 || s.File != file {
+				t.Errorf("got %+v", s)
+			}
+		}, ""},
+		{"a flag overrides the file", missing, []string{"--config", file, "--spool", "/from/flag", "--max-message-size", "2MB"}, func(t *testing.T, s Settings) {
+			if s.Spool != "/from/flag" || s.MaxMessageSize != 2e6 || s.Lists != filepath.Join(dir, "lists") {
+				t.Errorf("got %+v", s)
+			}
+			if s.Origin("spool") != "--spool" || s.Origin("lists") != file+":1: lists" {
+				t.Errorf("origins: spool %q, lists %q", s.Origin("spool"), s.Origin("lists"))
+			}
+		}, ""},
+		{"a flag before --config still wins", missing, []string{"--spool", "/from/flag", "--config", file}, func(t *testing.T, s Settings) {
+			if s.Spool != "/from/flag" {
+				t.Errorf("spool %q", s.Spool)
+			}
+		}, ""},
+		{"the last of a flag given twice wins", missing, []string{"--spool", "/a", "--spool", "/b"}, func(t *testing.T, s Settings) {
+			if s.Spool != "/b" {
+				t.Errorf("spool %q", s.Spool)
+			}
+		}, ""},
+		{"the default file, when it exists", file, nil, func(t *testing.T, s Settings) {
+			if s.Spool != "/from/file" || s.File != file {
+				t.Errorf("got %+v", s)
+			}
+		}, ""},
+		{"no default file: built-in defaults", missing, nil, func(t *testing.T, s Settings) {
+			if s.Lists != DefaultLists || s.Spool != DefaultSpool || s.File != "" || s.MaxMessageSize != DefaultMaxMessageSize {
+				t.Errorf("got %+v", s)
+			}
+		}, ""},
+		{"a missing --config file", file, []string{"--config", missing}, nil, `--config "` + missing + `": no such file or directory`},
+		{"a bad flag value", missing, []string{"--metrics", ":9100"}, nil, `--metrics ":9100": give a host`},
+		{"a bad file under a good flag", missing, []string{"--config", writeTemp(t, "spool = 1\n"), "--spool", "/x"}, nil, `listgate.toml:1: spool: want a string, got an integer`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fset := flag.NewFlagSet("test", flag.ContinueOnError)
+			fset.SetOutput(io.Discard)
+			f := AddFlags(fset, Keys()...)
+			f.defaultFile = tt.defaultFile
+			s, err := f.Parse(tt.args)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, s)
+		})
+	}
+}
+
+// TestMissingConfigIsNotExist: a caller can tell a missing file apart.
+func TestMissingConfigIsNotExist(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "none.toml"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("err %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestDocsNameEveryKey: docs/config.md has a row for every key, with its
+// default, so the documentation cannot drift from the table the file and
+// the flags are read with.
+func TestDocsNameEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		def := "off"
+		if k.def != "" {
+			def = "`" + k.def + "`"
+		}
+		if k.name == "hostname" {
+			def = "the system's"
+		}
+		row := "| `" + k.name + "` | `" + flagName(k.name) + "` | " + def + " |"
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/config.md lacks the row %q", row)
+		}
+	}
+}
+
+func write(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeTemp writes content to listgate.toml in a new directory.
+func writeTemp(t testing.TB, content string) string {
+	path := filepath.Join(t.TempDir(), "listgate.toml")
+	write(t, path, content)
+	return path
+}
