@@ -19,8 +19,10 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 	cf := config.AddFlags(fs, "lists", "recipient_delimiter")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate check [flags] ADDRESS...\n\n"+
-			"Prints the verdict for each recipient address and the reply the LMTP door\n"+
-			"gives it. Exits 1 if any address is refused, tempfails or is not served.\n\n"+
+			"Prints the verdict for each recipient address, the reply the LMTP door\n"+
+			"gives it and at which stage (RCPT, or end of DATA for an accepted one), and\n"+
+			"the milter's answer where it differs. Exits 1 if any address is refused,\n"+
+			"tempfails or is not served.\n\n"+
 			"check reads the list files as they are now: where a file is broken, a\n"+
 			"running daemon that read it before still answers from its last good\n"+
 			"settings, which check cannot know.\n\nflags:\n")
@@ -52,11 +54,19 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 	return status, tw.Flush()
 }
 
-// describe says what a verdict means: the reply, and for an accepted
-// address the list, kind and extension.
+// describe says what a verdict means: the reply the LMTP door gives and
+// at which stage (an accepted recipient's 250 2.1.5 comes only after
+// DATA), the milter's answer where it differs, and for an accepted address
+// the list, kind and extension.
 func describe(v lists.Verdict) string {
 	var b strings.Builder
-	b.WriteString(reply.ForDoor(reply.LMTP, v.Status).String())
+	lmtp, milter := reply.ForDoor(reply.LMTP, v.Status), reply.For(reply.Milter, reply.RCPT, reply.Of(v.Status))
+	fmt.Fprintf(&b, "%s (LMTP door, at %s", lmtp, stageName(lmtp.Stage))
+	if milter.Action == lmtp.Action && milter.Reply == lmtp.Reply && milter.Stage == lmtp.Stage {
+		b.WriteString("; the milter alike)")
+	} else {
+		fmt.Fprintf(&b, "; milter at %s: %s)", stageName(milter.Stage), milter)
+	}
 	if v.List != "" {
 		fmt.Fprintf(&b, " list=%s", v.List)
 	}
@@ -70,4 +80,12 @@ func describe(v lists.Verdict) string {
 		fmt.Fprintf(&b, " max_message_size=%d", v.MaxMessageSize)
 	}
 	return b.String()
+}
+
+// stageName spells a reply stage for people: "RCPT" or "end of DATA".
+func stageName(st reply.Stage) string {
+	if st == reply.Data {
+		return "end of DATA"
+	}
+	return st.String()
 }

@@ -34,6 +34,15 @@ func TestCheckCorpus(t *testing.T) {
 			if got, want := strings.Join(fields[:4], " "), fmt.Sprintf("%s %s %d %s", c.Rcpt, c.Status, c.Code, c.Enhanced); got != want {
 				t.Errorf("verdicts.txt:%d: got %q, want %q", c.Line, got, want)
 			}
+			// The LMTP door refuses at RCPT and accepts only after DATA
+			// (RFC 2033 §4.2): check says which stage its reply is.
+			stage := "(LMTP door, at RCPT"
+			if c.Code == 250 {
+				stage = "(LMTP door, at end of DATA"
+			}
+			if !strings.Contains(out.String(), stage) {
+				t.Errorf("verdicts.txt:%d: output %q does not say %q", c.Line, out.String(), stage)
+			}
 			for _, kv := range []struct{ k, v string }{{"list=", c.List}, {"kind=", string(c.Kind)}, {"extension=", c.Extension}} {
 				if kv.v != "" && !strings.Contains(out.String(), " "+kv.k+kv.v) {
 					t.Errorf("verdicts.txt:%d: output %q lacks %s%s", c.Line, out.String(), kv.k, kv.v)
