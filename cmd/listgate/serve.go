@@ -11,6 +11,7 @@ import (
 
 	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/daemon"
+	"github.com/listgate/listgate/milter"
 )
 
 // serve runs the daemon until SIGTERM or SIGINT, then shuts it down
@@ -67,6 +68,9 @@ func newDaemon(args []string, stderr io.Writer) (*daemon.Daemon, *slog.Logger, e
 		return nil, nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	log := s.NewLogger(stderr)
+	// go-milter logs through a process-wide hook: the one place to set it
+	// is here, once, before any door serves.
+	milter.LogLibraryWarnings(log)
 	d, err := daemon.New(daemon.Config{Settings: s, Logger: log, Version: versionString()})
 	return d, log, err
 }
