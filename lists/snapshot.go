@@ -357,7 +357,7 @@ func sortProblems(ps []*FileError) {
 
 // Resolve turns a recipient, exactly as a door received it, into a
 // verdict. It is the one place that decides; every door calls it. The
-// steps (DESIGN.md, "Resolving a recipient"):
+// steps (docs/design.md, "Resolving a recipient"):
 //
 //  1. Strip <>; split at the last @; fold local part and domain to lower
 //     case (A- and U-label domains compare equal); drop a trailing dot in

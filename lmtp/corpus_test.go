@@ -25,7 +25,7 @@ var goSMTPRefuses = map[string]string{
 // TestCorpus sends every recipient of the verdict corpus through the LMTP
 // door with go-smtp's client, over TCP and a unix socket: the RCPT reply
 // code and enhanced code are the corpus's, and the text is the verdict
-// table's. An accepted recipient gets its 250 after DATA (DESIGN.md: the
+// table's. An accepted recipient gets its 250 after DATA (docs/design.md: the
 // LMTP door's answer is "250 after DATA") and its message lands in the
 // corpus's list and kind, with Delivered-To as received.
 func TestCorpus(t *testing.T) {
