@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"github.com/listgate/listgate/postconf"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,35 +47,6 @@ func FuzzPostfixCheck(f *testing.F) {
 			}
 		default:
 			t.Errorf("exit %d:\n%s%s", st, out.String(), errb.String())
-		}
-	})
-}
-
-// FuzzParseEndpoint: every door address either parses to something that
-// prints back in Postfix syntax and parses again to the same endpoint, or
-// is an error naming the flag.
-func FuzzParseEndpoint(f *testing.F) {
-	for _, s := range []string{"inet:127.0.0.1:8024", "unix:/var/spool/postfix/listgate/lmtp", "127.0.0.1:25",
-		"inet:[::1]:8025", "inet::25", "unix:", "tcp:1.2.3.4:5", "inet:host", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		e, on, err := postconf.ParseEndpoint("lmtp", v)
-		if err != nil {
-			if !strings.Contains(err.Error(), "--lmtp") {
-				t.Errorf("error does not name the flag: %v", err)
-			}
-			return
-		}
-		if !on {
-			if v != "" {
-				t.Errorf("%q turned the door off", v)
-			}
-			return
-		}
-		again, on2, err := postconf.ParseEndpoint("lmtp", e.String())
-		if err != nil || !on2 || again != e {
-			t.Errorf("%q -> %v -> %v, %v, %v", v, e, again, on2, err)
 		}
 	})
 }
