@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // needPostconf returns the path of postconf(1), or skips the test with a
@@ -23,6 +24,23 @@ func needPostconf(t *testing.T) string {
 	}
 	t.Skip("postconf is not installed: apt-get install postfix (LISTGATE_TEST_POSTFIX=1 makes this a failure)")
 	return ""
+}
+
+// writeConfig writes the files of a configuration directory, dated a
+// minute ago: Postfix rereads a main.cf younger than a second until it
+// settles, 300 ms at a time.
+func writeConfig(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	old := time.Now().Add(-time.Minute)
+	for name, text := range files {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // expandMainCF sets the parameters the expansion cases refer to; the
@@ -115,9 +133,7 @@ func TestExpandAsPostconf(t *testing.T) {
 		}
 		args = append(args, tc.param)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, dir, map[string]string{"main.cf": text})
 	out, err := exec.Command(path, args...).Output()
 	if err != nil {
 		t.Fatalf("postconf %s: %v", strings.Join(args, " "), err)
