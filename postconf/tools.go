@@ -146,14 +146,15 @@ func (t Tools) Running(ctx context.Context) (c *Config, notes []string, err erro
 		return nil, nil, err
 	}
 	p, err := t.run(ctx, t.postconf(), "-P")
-	if err != nil {
-		return nil, nil, err
+	if err == nil {
+		var master *Config
+		if master, err = Parse(p, "postconf -P"); err == nil {
+			c.Master = append(master.Master, master.Main...)
+		}
 	}
-	master, err := Parse(p, "postconf -P")
 	if err != nil {
-		return nil, nil, err
+		notes = append(notes, fmt.Sprintf("%v: master.cf's overrides are not checked", err))
 	}
-	c.Master = append(master.Master, master.Main...)
 	dir, err := t.run(ctx, t.postconf(), "-h", "config_directory")
 	if err != nil {
 		return nil, nil, err
@@ -161,11 +162,11 @@ func (t Tools) Running(ctx context.Context) (c *Config, notes []string, err erro
 	path := filepath.Join(strings.TrimSpace(dir), "main.cf")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return c, []string{fmt.Sprintf("cannot read %v: parameters set twice are not checked", err)}, nil
+		return c, append(notes, fmt.Sprintf("cannot read %v: parameters set twice are not checked", err)), nil
 	}
 	file, err := Parse(string(b), path)
 	if err != nil {
-		return c, []string{fmt.Sprintf("%v: parameters set twice are not checked", err)}, nil
+		return c, append(notes, fmt.Sprintf("%v: parameters set twice are not checked", err)), nil
 	}
 	// main.cf's settings, with postconf's word on each value.
 	for _, p := range c.Main {
@@ -177,7 +178,7 @@ func (t Tools) Running(ctx context.Context) (c *Config, notes []string, err erro
 		file.Main[i].Value = p.Value
 	}
 	c.Main = file.Main
-	return c, nil, nil
+	return c, notes, nil
 }
 
 func lastIndex(ps []Param, name string) int {

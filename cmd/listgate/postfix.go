@@ -177,7 +177,7 @@ func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, d *postconf.Defa
 	if lg.Delimiter != lists.DefaultDelimiter {
 		flags += " --recipient-delimiter " + f.lists.delimiter
 	}
-	what, how := "lines for Postfix's main.cf", "Append to /etc/postfix/main.cf; merge a parameter it already sets into one\nline (Postfix uses the last one; --check flags both)."
+	what, how := "lines for Postfix's main.cf", "Append to /etc/postfix/main.cf, merging a parameter it already sets into one\nline (Postfix uses the last; --check flags both), or let postconf -e do it:\nlistgate postfix --postconf ... | sh."
 	if f.postconf {
 		what, how = "commands that set Postfix's main.cf", "Run them as root (listgate postfix --postconf ... | sh): postconf -e\nreplaces a parameter main.cf already sets rather than repeating it. For\nanother Postfix instance, run them with MAIL_CONFIG=/etc/postfix-other."
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/listgate/listgate/internal/postfixtest"
 	"github.com/listgate/listgate/postconf"
@@ -295,5 +297,88 @@ func TestPostfixUsage(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", st, errb.String(), tc.status, tc.stderr)
 			}
 		})
+	}
+}
+
+// TestPostfixPostconfCommands: the commands --postconf prints, run by sh
+// against a private configuration directory that holds Debian's stock
+// main.cf, make a main.cf that --check finds clean, judged as a FILE and
+// as the running configuration (postconf -n, -P and main.cf itself). A
+// line appended afterwards with "cat >>" repeats a parameter, and --check
+// names both lines.
+func TestPostfixPostconfCommands(t *testing.T) {
+	postconfPath := needPostconf(t)
+	base, err := os.ReadFile(filepath.Join("testdata", "postconf", "stock-debian.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"tcp", nil},
+		{"unix", []string{"--unix"}},
+		{"quote in the delimiter", []string{"--recipient-delimiter", "+'"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mainCF := filepath.Join(dir, "main.cf")
+			writeConfig(t, dir, "main.cf", string(base))
+			writeConfig(t, dir, "master.cf", "smtp      inet  n       -       y       -       -       smtpd\n")
+			args := append([]string{"postfix", "--lists", postconfLists}, tc.args...)
+			st, script, errOut := runCmd(t, "", append(args, "--postconf")...)
+			if st != 0 {
+				t.Fatalf("exit %d: %s", st, errOut)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
+				if line != "" && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "postconf -e '") {
+					t.Errorf("neither a comment nor a postconf -e command: %s", line)
+				}
+			}
+			sh := exec.Command("sh", "-e")
+			sh.Stdin = strings.NewReader(script)
+			sh.Env = append(os.Environ(), "MAIL_CONFIG="+dir, "PATH="+filepath.Dir(postconfPath)+":"+os.Getenv("PATH"))
+			if out, err := sh.CombinedOutput(); err != nil {
+				t.Fatalf("sh: %v\n%s", err, out)
+			}
+			b, err := os.ReadFile(mainCF)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeConfig(t, dir, "main.cf", string(b)) // dated back: see writeConfig
+			if st, out, errOut := runCmd(t, "", append(args, "--check", mainCF)...); st != 0 || !strings.HasPrefix(out, "ok: "+mainCF) {
+				t.Errorf("--check %s: exit %d\n%s%s\n%s", mainCF, st, out, errOut, b)
+			}
+
+			t.Setenv("MAIL_CONFIG", dir)
+			st, out, errOut := runCmd(t, "", append(args, "--check")...)
+			if st != 0 || !strings.HasPrefix(out, "ok: postconf -n") || !strings.Contains(errOut, "note: defaults from postconf -d (Postfix 3.") {
+				t.Errorf("--check of the running configuration: exit %d\n%s%s", st, out, errOut)
+			}
+
+			line := 1 + strings.Count(string(b[:strings.Index(string(b), "\nrecipient_delimiter =")+1]), "\n")
+			writeConfig(t, dir, "main.cf", string(b)+"recipient_delimiter = +\n")
+			st, out, _ = runCmd(t, "", append(args, "--check")...)
+			want := fmt.Sprintf("recipient_delimiter: is set 2 times, at %s:%d (", mainCF, line)
+			if found := findings(out); st != exitRefused || len(found) == 0 || !strings.HasPrefix(found[0], want) ||
+				!strings.Contains(found[0], fmt.Sprintf("%s:%d (\"+\"): Postfix uses the last", mainCF, strings.Count(string(b), "\n")+1)) {
+				t.Errorf("--check after cat >>: exit %d\n%s\nwant a first finding %q...", st, out, want)
+			}
+		})
+	}
+}
+
+// writeConfig writes a file of a Postfix configuration directory, dated a
+// minute ago: Postfix rereads a main.cf younger than a second until it
+// settles, 300 ms at a time.
+func writeConfig(t *testing.T, dir, name, text string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
 	}
 }
