@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// maxExpansion bounds the output of one expansion, in bytes: main.cf may
-// say "a = $b $b" and "b = $c $c" and so on, which doubles at each level.
+// maxExpansion bounds the work of one expansion, in bytes read and
+// written: main.cf may say "a = $b $b" and "b = $c $c" and so on, which
+// doubles at each level. A value that needs more is cut short.
 const maxExpansion = 1 << 20
 
 // maxDepth bounds the nesting of $name references (a = $a loops).
@@ -41,12 +42,11 @@ func (x *expander) value(s string, depth int) string {
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
-		if x.budget <= 0 {
-			break
+		if x.budget--; x.budget <= 0 {
+			break // every step counts: "a = $b$b$b$b", "b = $c$c$c$c", ... expands to nothing, slowly
 		}
 		if s[i] != '$' || i+1 == len(s) {
 			b.WriteByte(s[i])
-			x.budget--
 			i++
 			continue
 		}

@@ -104,3 +104,29 @@ func TestSettingCommand(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLint judges arbitrary configurations: no panic, every finding names
+// a parameter, a problem and a fix, and the same configuration gets the
+// same report twice (no state leaks between runs, no map order).
+func FuzzLint(f *testing.F) {
+	f.Add("relay_domains = $relay_domains\nsmtpd_milters = { inet:127.0.0.1:8025, default_action=accept }\n")
+	f.Add("relay_domains = ${{$compatibility_level} <level {2} ? {$mydestination} : {}}\nmydestination = example.org\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := Parse(text, "fuzz")
+		if err != nil {
+			return
+		}
+		lint := func() Report {
+			return Lint(NewSettings(c, BuiltinDefaults(), Options{Tools: Tools{Postmap: "/nonexistent/postmap"}}), testListgate)
+		}
+		r := lint()
+		for _, fd := range r.Findings {
+			if fd.Param == "" || fd.Problem == "" || fd.Fix == "" {
+				t.Errorf("incomplete finding %+v", fd)
+			}
+		}
+		if again := lint(); !slices.Equal(again.Findings, r.Findings) || !slices.Equal(again.Notes, r.Notes) {
+			t.Errorf("two reports for one configuration:\n%v\n%v", r, again)
+		}
+	})
+}

@@ -23,6 +23,8 @@ type Settings struct {
 	notes    []string
 	noted    map[string]bool
 	cache    map[[2]string]lookupResult
+	values   map[string]string // Value's answers
+	classes  map[string]Class  // Class's answers
 }
 
 // Options are the settings of NewSettings.
@@ -45,7 +47,8 @@ type lookupResult struct {
 
 // NewSettings returns cfg as Postfix reads it with defaults d.
 func NewSettings(cfg *Config, d *Defaults, opts Options) *Settings {
-	s := &Settings{cfg: cfg, defaults: d, opts: opts, noted: map[string]bool{}, cache: map[[2]string]lookupResult{}}
+	s := &Settings{cfg: cfg, defaults: d, opts: opts, noted: map[string]bool{}, cache: map[[2]string]lookupResult{},
+		values: map[string]string{}, classes: map[string]Class{}}
 	s.x = expander{get: s.raw, keepUnknown: d.Builtin}
 	return s
 }
@@ -82,8 +85,13 @@ func (s *Settings) raw(name string) (string, bool) {
 // Value returns a parameter's value as Postfix uses it: main.cf's last
 // setting, or the default, with $name references expanded (postconf(5)).
 func (s *Settings) Value(name string) string {
+	if v, ok := s.values[name]; ok {
+		return v
+	}
 	v, _ := s.raw(name)
-	return s.Expand(v)
+	v = s.Expand(v)
+	s.values[name] = v
+	return v
 }
 
 // Expand replaces the parameter references in v with their values.
@@ -312,17 +320,23 @@ const (
 // local, virtual alias, virtual mailbox and relay whose domain list has
 // it, else default.
 func (s *Settings) Class(domain string) Class {
+	domain = strings.ToLower(domain)
+	if c, ok := s.classes[domain]; ok {
+		return c
+	}
+	c := ClassDefault
 	switch {
 	case s.InList("mydestination", domain):
-		return ClassLocal
+		c = ClassLocal
 	case s.InList("virtual_alias_domains", domain):
-		return ClassVirtualAlias
+		c = ClassVirtualAlias
 	case s.InList("virtual_mailbox_domains", domain):
-		return ClassVirtualMailbox
+		c = ClassVirtualMailbox
 	case s.InList("relay_domains", domain):
-		return ClassRelay
+		c = ClassRelay
 	}
-	return ClassDefault
+	s.classes[domain] = c
+	return c
 }
 
 // Route is where Postfix delivers a domain's mail: a transport (a
