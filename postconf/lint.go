@@ -97,7 +97,7 @@ func (c *checker) run() {
 // an admin editing the first does not expect ("cat >> main.cf" repeats
 // Debian's smtpd_relay_restrictions and recipient_delimiter).
 func (c *checker) checkDuplicates() {
-	for _, ps := range c.s.Config().Duplicates() {
+	for _, ps := range c.s.cfg.Duplicates() {
 		var at []string
 		for _, p := range ps {
 			at = append(at, fmt.Sprintf("%s (%q)", p.Pos(), p.Value))
@@ -122,7 +122,7 @@ func earlier(ps []Param) string {
 // if not, why.
 func (c *checker) toListgate(r Route) (bool, string) {
 	qdir := c.s.Value("queue_directory")
-	for _, nh := range SplitList(r.Nexthop) {
+	for _, nh := range splitList(r.Nexthop) {
 		ep, ok := ParseClientAddr(nh, qdir, true)
 		if !ok || !Reaches(ep, c.lg.LMTP) {
 			continue
@@ -144,14 +144,14 @@ type milterEntry struct {
 
 func parseMilters(v string) []milterEntry {
 	var out []milterEntry
-	for _, tok := range SplitList(v) {
+	for _, tok := range splitList(v) {
 		e := milterEntry{addr: tok, settings: map[string]string{}}
 		if strings.HasPrefix(tok, "{") && strings.HasSuffix(tok, "}") {
 			inner := tok[1 : len(tok)-1]
 			for strings.Contains(inner, " =") || strings.Contains(inner, "= ") {
 				inner = strings.NewReplacer(" =", "=", "= ", "=").Replace(inner)
 			}
-			parts := SplitList(inner)
+			parts := splitList(inner)
 			if len(parts) == 0 {
 				continue
 			}
@@ -183,7 +183,7 @@ func (c *checker) findMilter(entries []milterEntry) *milterEntry {
 // smtpd asks listgate at RCPT TO.
 func (c *checker) checkMilter() bool {
 	want := c.lg.Milter.MainCFName(c.s.Value("queue_directory"))
-	milters, mparam := c.s.SMTPD("smtpd_milters")
+	milters, mparam := c.s.smtpd("smtpd_milters")
 	entries := parseMilters(milters)
 	ours := c.findMilter(entries)
 	switch {
@@ -200,13 +200,13 @@ func (c *checker) checkMilter() bool {
 			c.defaultAction(mparam+" (default_action of "+ours.addr+")", da,
 				"remove default_action from listgate's entry (milter_default_action = tempfail applies)")
 		} else {
-			action, aparam := c.s.SMTPD("milter_default_action")
+			action, aparam := c.s.smtpd("milter_default_action")
 			c.defaultAction(aparam, action, "milter_default_action = tempfail")
 		}
-	} else if action, aparam := c.s.SMTPD("milter_default_action"); action != "tempfail" {
+	} else if action, aparam := c.s.smtpd("milter_default_action"); action != "tempfail" {
 		c.defaultAction(aparam, action, "milter_default_action = tempfail")
 	}
-	if opts, param := c.s.SMTPD("receive_override_options"); slices.Contains(SplitList(opts), "no_milters") {
+	if opts, param := c.s.smtpd("receive_override_options"); slices.Contains(splitList(opts), "no_milters") {
 		c.find(param, "remove no_milters from it",
 			"has no_milters: smtpd never asks listgate (nor any milter), so Postfix accepts every address of the list domains and bounces the bogus ones later (backscatter)")
 		ours = nil
@@ -322,7 +322,7 @@ func (c *checker) checkRecipientTable(param, d string, misses map[string][]strin
 		}
 		for _, addr := range []string{local + "@" + d, local + "-request@" + d} {
 			found := false
-			for _, table := range SplitList(c.s.Value(param)) {
+			for _, table := range splitList(c.s.Value(param)) {
 				for _, key := range []string{addr, "@" + d} {
 					_, ok, err := c.s.Lookup(table, key)
 					if err != nil {
@@ -357,7 +357,7 @@ func (c *checker) checkSubdomains() {
 			continue
 		}
 		param := map[Class]string{ClassRelay: "relay_domains", ClassVirtualMailbox: "virtual_mailbox_domains"}[cls]
-		if c.s.ParentMatches(param) && c.s.InListExact(param, d) {
+		if c.s.parentMatches(param) && c.s.inListExact(param, d) {
 			viaParent = append(viaParent, d)
 		} else {
 			viaDot = append(viaDot, d)
@@ -365,7 +365,7 @@ func (c *checker) checkSubdomains() {
 	}
 	if len(viaParent) > 0 {
 		var keep []string
-		for _, p := range SplitList(c.s.Value("parent_domain_matches_subdomains")) {
+		for _, p := range splitList(c.s.Value("parent_domain_matches_subdomains")) {
 			if p != "relay_domains" && p != "virtual_mailbox_domains" {
 				keep = append(keep, p)
 			}
@@ -386,7 +386,7 @@ func (c *checker) checkSubdomains() {
 // and bounced by listgate's LMTP.
 func (c *checker) checkUnservedRelay() {
 	var bad []string
-	for _, p := range SplitList(c.s.Value("relay_domains")) {
+	for _, p := range splitList(c.s.Value("relay_domains")) {
 		if strings.HasPrefix(p, "!") || strings.HasPrefix(p, ".") || strings.HasPrefix(p, "/") || isTable(p) || strings.Contains(p, "$") {
 			continue
 		}
@@ -471,8 +471,8 @@ func (c *checker) checkSizes() {
 func (c *checker) checkRelay() {
 	guarded := false
 	for _, key := range []string{"smtpd_relay_restrictions", "smtpd_recipient_restrictions"} {
-		v, _ := c.s.SMTPD(key)
-		for _, r := range SplitList(v) {
+		v, _ := c.s.smtpd(key)
+		for _, r := range splitList(v) {
 			if r == "permit" {
 				break
 			}
@@ -483,7 +483,7 @@ func (c *checker) checkRelay() {
 		}
 	}
 	if !guarded {
-		_, param := c.s.SMTPD("smtpd_relay_restrictions")
+		_, param := c.s.smtpd("smtpd_relay_restrictions")
 		c.find(param, "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
 			"neither it nor smtpd_recipient_restrictions has reject_unauth_destination before any permit: Postfix relays mail for any domain (an open relay)")
 	}

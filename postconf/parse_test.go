@@ -57,10 +57,10 @@ func TestBuiltinDefaults(t *testing.T) {
 }
 
 func TestSplitList(t *testing.T) {
-	got := SplitList("a, b\tc,,{ inet:x:1, default_action = accept } inline:{ k=v, l=w }")
+	got := splitList("a, b\tc,,{ inet:x:1, default_action = accept } inline:{ k=v, l=w }")
 	want := []string{"a", "b", "c", "{ inet:x:1, default_action = accept }", "inline:{ k=v, l=w }"}
 	if !slices.Equal(got, want) {
-		t.Errorf("SplitList = %q, want %q", got, want)
+		t.Errorf("splitList = %q, want %q", got, want)
 	}
 }
 

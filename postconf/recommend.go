@@ -39,11 +39,11 @@ func (s Setting) Line() string {
 // replaces the line main.cf already has, where "cat >>" would add a
 // second one.
 func (s Setting) Command() string {
-	return "postconf -e " + ShellQuote(s.Name+" = "+s.Value)
+	return "postconf -e " + shellQuote(s.Name+" = "+s.Value)
 }
 
-// ShellQuote quotes s as one word for a POSIX shell.
-func ShellQuote(s string) string {
+// shellQuote quotes s as one word for a POSIX shell.
+func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
@@ -54,7 +54,7 @@ func ShellQuote(s string) string {
 func Recommend(lg Listgate, queueDir string, d *Defaults) []Setting {
 	pdms, _ := d.Get("parent_domain_matches_subdomains")
 	var keep []string
-	for _, p := range SplitList(pdms) {
+	for _, p := range splitList(pdms) {
 		if p != "relay_domains" {
 			keep = append(keep, p)
 		}

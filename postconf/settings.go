@@ -53,12 +53,6 @@ func NewSettings(cfg *Config, d *Defaults, opts Options) *Settings {
 	return s
 }
 
-// Config returns the configuration s reads.
-func (s *Settings) Config() *Config { return s.cfg }
-
-// Defaults returns the defaults s falls back on.
-func (s *Settings) Defaults() *Defaults { return s.defaults }
-
 // Notes returns what s could not read, in the order it found out, each
 // once.
 func (s *Settings) Notes() []string { return s.notes }
@@ -89,27 +83,24 @@ func (s *Settings) Value(name string) string {
 		return v
 	}
 	v, _ := s.raw(name)
-	v = s.Expand(v)
+	v = s.x.expand(v)
 	s.values[name] = v
 	return v
 }
 
-// Expand replaces the parameter references in v with their values.
-func (s *Settings) Expand(v string) string { return s.x.expand(v) }
-
-// SMTPD returns the value smtpd(8) on port 25 uses: master.cf's override
+// smtpd returns the value smtpd(8) on port 25 uses: master.cf's override
 // for the smtp/inet service ("-o name=value", postconf -P) or main.cf's;
 // where names it for a reader: name, or "smtp/inet/name (master.cf -o)".
-func (s *Settings) SMTPD(name string) (value, where string) {
+func (s *Settings) smtpd(name string) (value, where string) {
 	if v, ok := s.cfg.Override("smtp/inet", name); ok {
-		return s.Expand(v), "smtp/inet/" + name + " (master.cf -o)"
+		return s.x.expand(v), "smtp/inet/" + name + " (master.cf -o)"
 	}
 	return s.Value(name), name
 }
 
-// SplitList splits a list value at commas and white space, keeping {...}
+// splitList splits a list value at commas and white space, keeping {...}
 // groups (inline: tables, per-milter settings) whole.
-func SplitList(v string) []string {
+func splitList(v string) []string {
 	var out []string
 	var cur strings.Builder
 	level := 0
@@ -156,7 +147,7 @@ func parseInline(body string) (map[string]string, error) {
 		return nil, fmt.Errorf("want {...}, got %q", body)
 	}
 	m := map[string]string{}
-	for _, item := range SplitList(body[1 : len(body)-1]) {
+	for _, item := range splitList(body[1 : len(body)-1]) {
 		if strings.HasPrefix(item, "{") && strings.HasSuffix(item, "}") {
 			item = item[1 : len(item)-1]
 		}
@@ -219,10 +210,10 @@ func (s *Settings) lookup(table, key string) (string, bool, error) {
 	return v, found, nil
 }
 
-// ParentMatches reports whether a name in list parameter param also
+// parentMatches reports whether a name in list parameter param also
 // matches its subdomains (parent_domain_matches_subdomains).
-func (s *Settings) ParentMatches(param string) bool {
-	return slices.Contains(SplitList(s.Value("parent_domain_matches_subdomains")), param)
+func (s *Settings) parentMatches(param string) bool {
+	return slices.Contains(splitList(s.Value("parent_domain_matches_subdomains")), param)
 }
 
 // InList reports whether domain matches the domain list param, as
@@ -232,14 +223,14 @@ func (s *Settings) ParentMatches(param string) bool {
 // parent_domain_matches_subdomains, its subdomains; otherwise ".name"
 // matches the subdomains of name.
 func (s *Settings) InList(param, domain string) bool {
-	m, _ := s.match(param, SplitList(s.Value(param)), strings.ToLower(domain), s.ParentMatches(param), 0)
+	m, _ := s.match(param, splitList(s.Value(param)), strings.ToLower(domain), s.parentMatches(param), 0)
 	return m
 }
 
-// InListExact reports whether the list param names domain itself, not
+// inListExact reports whether the list param names domain itself, not
 // through a pattern for its subdomains.
-func (s *Settings) InListExact(param, domain string) bool {
-	m, _ := s.match(param, SplitList(s.Value(param)), strings.ToLower(domain), false, 0)
+func (s *Settings) inListExact(param, domain string) bool {
+	m, _ := s.match(param, splitList(s.Value(param)), strings.ToLower(domain), false, 0)
 	return m
 }
 
@@ -262,7 +253,7 @@ func (s *Settings) match(param string, pats []string, domain string, parent bool
 					lines = append(lines, l)
 				}
 			}
-			if m, d := s.match(param, SplitList(strings.Join(lines, " ")), domain, parent, depth+1); d {
+			if m, d := s.match(param, splitList(strings.Join(lines, " ")), domain, parent, depth+1); d {
 				return m != neg, true
 			}
 		case isTable(p):
@@ -368,9 +359,9 @@ func (s *Settings) Route(domain string, cls Class) Route {
 		ClassRelay: "relay_transport", ClassDefault: "default_transport"}[cls]
 	t, nh := splitTransport(s.Value(param))
 	r := Route{t, nh, param}
-	keys := append(tableKeys(strings.ToLower(domain), s.ParentMatches("transport_maps")), "*")
+	keys := append(tableKeys(strings.ToLower(domain), s.parentMatches("transport_maps")), "*")
 	for _, k := range keys {
-		for _, table := range SplitList(s.Value("transport_maps")) {
+		for _, table := range splitList(s.Value("transport_maps")) {
 			v, found, err := s.Lookup(table, k)
 			if err != nil {
 				s.note("transport_maps: %v: the routes in it are not checked", err)

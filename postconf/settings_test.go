@@ -61,7 +61,7 @@ transport_maps = inline:{ example.org=smtp:[10.0.0.1], .parent.example=:[10.0.0.
 	// a name matches its subdomains too.
 	c, _ = Parse("relay_domains = example.org\ntransport_maps = inline:{ .example.org=error:sub }, inline:{ *=error:star }\n", "main.cf")
 	s = NewSettings(c, BuiltinDefaults(), Options{})
-	if cls := s.Class("a.b.example.org"); cls != ClassRelay || !s.ParentMatches("relay_domains") || s.InListExact("relay_domains", "a.b.example.org") {
+	if cls := s.Class("a.b.example.org"); cls != ClassRelay || !s.parentMatches("relay_domains") || s.inListExact("relay_domains", "a.b.example.org") {
 		t.Errorf("subdomain of a relay domain: %s", cls)
 	}
 	if r := s.Route("a.b.example.org", ClassRelay); r.Transport != "error" {
