@@ -118,3 +118,37 @@ func Reaches(client, server Endpoint) bool {
 	}
 	return ch == "localhost" && sip != nil && sip.IsLoopback()
 }
+
+// InQueueDir reports whether e is a unix socket inside queueDir, Postfix's
+// queue_directory: the only place a chrooted smtpd(8) or lmtp(8) can
+// reach.
+func (e Endpoint) InQueueDir(queueDir string) bool {
+	if e.Network != "unix" {
+		return false
+	}
+	rel, err := filepath.Rel(queueDir, e.Address)
+	return err == nil && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
+}
+
+// MainCFName spells e as main.cf names it for Postfix to connect to. A
+// unix socket inside queueDir is relative to it: every Postfix daemon runs
+// there, and a chrooted one sees nothing else. A wildcard listening host
+// is reached on loopback.
+func (e Endpoint) MainCFName(queueDir string) string {
+	if e.Network == "unix" {
+		if e.InQueueDir(queueDir) {
+			rel, _ := filepath.Rel(queueDir, e.Address)
+			return "unix:" + rel
+		}
+		return "unix:" + e.Address
+	}
+	host, port, _ := net.SplitHostPort(e.Address)
+	switch ip := net.ParseIP(host); {
+	case ip == nil:
+	case ip.Equal(net.IPv4zero):
+		host = "127.0.0.1"
+	case ip.Equal(net.IPv6unspecified):
+		host = "::1"
+	}
+	return "inet:" + net.JoinHostPort(host, port)
+}

@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
-	"github.com/listgate/listgate/postconf"
+	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/listgate/listgate/internal/postfixtest"
+	"github.com/listgate/listgate/postconf"
 )
 
 // postconfLists is the lists directory the postconf testdata is judged
@@ -38,75 +44,132 @@ func runStdin(args []string, r *strings.Reader, stdout, stderr *bytes.Buffer) in
 	return st
 }
 
+// needPostconf returns the path of postconf(1), or skips the test with a
+// hint (fails it under LISTGATE_TEST_POSTFIX=1).
+func needPostconf(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"postconf", "/usr/sbin/postconf"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv(postfixtest.EnvRequire) == "1" {
+		t.Fatalf("postconf is not installed (%s=1 requires it)", postfixtest.EnvRequire)
+	}
+	t.Skipf("postconf is not installed: apt-get install postfix (%s=1 makes this a failure)", postfixtest.EnvRequire)
+	return ""
+}
+
+// noPostconf is a --postconf-command that is not there: the built-in
+// defaults.
+const noPostconf = "/nonexistent/postconf"
+
+// findings returns the finding lines of --check's output.
+func findings(out string) []string {
+	var fs []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.HasPrefix(line, "note: ") && !strings.HasPrefix(line, "ok: ") && line != "" {
+			fs = append(fs, line)
+		}
+	}
+	return fs
+}
+
 // TestPostfixCheckTestdata judges every testdata/postconf/*.txt ("postconf
 // -n" output). Each file says in its leading comments which flags to add
 // ("# args:"), every finding it must produce ("# want: PARAM: text", in
-// order, and no others) and any note ("# note: text").
+// order, and no others) and any note ("# note: text"). Each is judged
+// twice, with the defaults of the Postfix installed here (postconf -d)
+// and with the built-in ones, and both must agree; stderr says which.
 func TestPostfixCheckTestdata(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "postconf", "*.txt"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no testdata: %v", err)
 	}
+	postconfPath := needPostconf(t)
 	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			args := []string{"postfix", "--lists", postconfLists}
-			var wants, notes []string
-			for _, line := range strings.Split(string(b), "\n") {
-				switch {
-				case strings.HasPrefix(line, "# args:"):
-					args = append(args, strings.Fields(strings.TrimPrefix(line, "# args:"))...)
-				case strings.HasPrefix(line, "# want: "):
-					wants = append(wants, strings.TrimPrefix(line, "# want: "))
-				case strings.HasPrefix(line, "# note: "):
-					notes = append(notes, strings.TrimPrefix(line, "# note: "))
+		for _, src := range []struct{ command, note string }{
+			{postconfPath, "note: defaults from this machine's postconf -d (Postfix 3."},
+			{noPostconf, "note: Postfix not installed here; built-in defaults of Postfix 3.7\n"},
+		} {
+			t.Run(strings.TrimSuffix(filepath.Base(file), ".txt")+"/"+filepath.Dir(src.command), func(t *testing.T) {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			st, out, errOut := runCmd(t, "", append(args, "--check", file)...)
-			var findings []string
-			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-				if !strings.HasPrefix(line, "note: ") && !strings.HasPrefix(line, "ok: ") && line != "" {
-					findings = append(findings, line)
+				args := []string{"postfix", "--lists", postconfLists, "--postconf-command", src.command}
+				var wants, notes []string
+				for _, line := range strings.Split(string(b), "\n") {
+					switch {
+					case strings.HasPrefix(line, "# args:"):
+						args = append(args, strings.Fields(strings.TrimPrefix(line, "# args:"))...)
+					case strings.HasPrefix(line, "# want: "):
+						wants = append(wants, strings.TrimPrefix(line, "# want: "))
+					case strings.HasPrefix(line, "# note: "):
+						notes = append(notes, strings.TrimPrefix(line, "# note: "))
+					}
 				}
-			}
-			wantStatus := 0
-			if len(wants) > 0 {
-				wantStatus = exitRefused
-			}
-			if st != wantStatus {
-				t.Errorf("exit %d, want %d; stderr: %s", st, wantStatus, errOut)
-			}
-			if len(findings) != len(wants) {
-				t.Fatalf("%d findings, want %d:\n%s", len(findings), len(wants), out)
-			}
-			for i, w := range wants {
-				param, text, _ := strings.Cut(w, ": ")
-				if !strings.HasPrefix(findings[i], param+": ") || !strings.Contains(findings[i], text) {
-					t.Errorf("finding %d:\n  %s\nwant %q with %q", i+1, findings[i], param, text)
+				st, out, errOut := runCmd(t, "", append(args, "--check", file)...)
+				found := findings(out)
+				wantStatus := 0
+				if len(wants) > 0 {
+					wantStatus = exitRefused
 				}
-				if !strings.Contains(findings[i], "; fix: ") {
-					t.Errorf("finding %d names no fix: %s", i+1, findings[i])
+				if st != wantStatus {
+					t.Errorf("exit %d, want %d; stderr: %s", st, wantStatus, errOut)
 				}
-			}
-			for _, n := range notes {
-				if !strings.Contains(out, "note: "+n) {
-					t.Errorf("no note %q in:\n%s", n, out)
+				if !strings.Contains(errOut, src.note) {
+					t.Errorf("stderr does not say where the defaults come from (%q):\n%s", src.note, errOut)
 				}
-			}
-			if wantStatus == 0 && !strings.Contains(out, "ok: ") {
-				t.Errorf("a clean configuration says no ok:\n%s", out)
-			}
-		})
+				if len(found) != len(wants) {
+					t.Fatalf("%d findings, want %d:\n%s", len(found), len(wants), out)
+				}
+				for i, w := range wants {
+					param, text, _ := strings.Cut(w, ": ")
+					if !strings.HasPrefix(found[i], param+": ") || !strings.Contains(found[i], text) {
+						t.Errorf("finding %d:\n  %s\nwant %q with %q", i+1, found[i], param, text)
+					}
+					if !strings.Contains(found[i], "; fix: ") {
+						t.Errorf("finding %d names no fix: %s", i+1, found[i])
+					}
+				}
+				for _, n := range notes {
+					if !strings.Contains(out, "note: "+n) {
+						t.Errorf("no note %q in:\n%s", n, out)
+					}
+				}
+				if wantStatus == 0 && !strings.Contains(out, "ok: ") {
+					t.Errorf("a clean configuration says no ok:\n%s", out)
+				}
+			})
+		}
 	}
+}
+
+// settings parses main.cf text into its last values, failing the test on
+// a syntax error.
+func settings(t *testing.T, text, name string) map[string]string {
+	t.Helper()
+	c, err := postconf.Parse(text, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Master) != 0 {
+		t.Errorf("%s has master.cf settings: %v", name, c.Master)
+	}
+	m := map[string]string{}
+	for _, p := range c.Main {
+		m[p.Name] = p.Value
+	}
+	return m
 }
 
 // TestPostfixSnippet: the printed lines are contrib/postfix's main.cf
 // (TCP) or main.cf.unix (--unix), the same keys and values, with the list
 // domains in relay_domains and one line more: parent_domain_matches_subdomains
-// without relay_domains. And --check finds nothing wrong with them.
+// without relay_domains. Appended to Debian's main.cf (cat >>) they repeat
+// two of its parameters, which --check flags; merged, as postconf -e does,
+// --check finds nothing wrong.
 func TestPostfixSnippet(t *testing.T) {
 	for _, tc := range []struct {
 		contrib string
@@ -120,42 +183,46 @@ func TestPostfixSnippet(t *testing.T) {
 			if st != 0 {
 				t.Fatalf("exit %d: %s", st, errOut)
 			}
-			got, err := parsePostconf(out, "output")
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := settings(t, out, "output")
 			b, err := os.ReadFile(filepath.Join("..", "..", "contrib", "postfix", tc.contrib))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := parsePostconf(string(b), tc.contrib)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want.main["relay_domains"] = "example.org, lists.example.net, xn--bcher-kva.example, bücher.example"
-			want.main["parent_domain_matches_subdomains"] = pdmsWithoutRelay
-			for k, v := range want.main {
-				if got.main[k] != v {
-					t.Errorf("%s = %q, want %q", k, got.main[k], v)
-				}
-			}
-			for k := range got.main {
-				if _, ok := want.main[k]; !ok {
-					t.Errorf("output sets %s, which %s does not", k, tc.contrib)
-				}
-			}
-			if len(got.master) != 0 {
-				t.Errorf("output has master.cf lines: %v", got.master)
+			want := settings(t, string(b), tc.contrib)
+			want["relay_domains"] = "example.org, lists.example.net, xn--bcher-kva.example, bücher.example"
+			want["parent_domain_matches_subdomains"] = "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, smtpd_access_maps"
+			if !maps.Equal(got, want) {
+				t.Errorf("output sets\n%v\nwant\n%v", got, want)
 			}
 
-			// Appended to Debian's main.cf, the lines pass --check.
 			base, err := os.ReadFile(filepath.Join("testdata", "postconf", "stock-debian.txt"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, checkOut, errOut := runCmd(t, string(base)+out, append([]string{"postfix", "--lists", postconfLists, "--check"}, append(tc.args, "-")...)...)
+			args := append([]string{"postfix", "--lists", postconfLists, "--check"}, append(tc.args, "-")...)
+			st, checkOut, _ := runCmd(t, string(base)+out, args...)
+			found := findings(checkOut)
+			if st != exitRefused || len(found) != 2 ||
+				!strings.HasPrefix(found[0], `recipient_delimiter: is set 2 times, at stdin:17 ("+"), stdin:`) ||
+				!strings.HasPrefix(found[1], `smtpd_relay_restrictions: is set 2 times, at stdin:23 ("permit_mynetworks permit_sasl_authenticated defer_unauth_destination"), stdin:`) ||
+				!strings.Contains(found[1], "fix: delete stdin:23: keep one line") {
+				t.Errorf("--check of Debian's main.cf with the output appended: exit %d\n%s", st, checkOut)
+			}
+
+			// Merged as postconf -e does: Debian's line replaced.
+			debian, err := postconf.Parse(string(base), "stock-debian.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var merged []string
+			for _, p := range debian.Main {
+				if _, ok := got[p.Name]; !ok {
+					merged = append(merged, p.Name+" = "+p.Value+"\n")
+				}
+			}
+			st, checkOut, errOut = runCmd(t, strings.Join(merged, "")+out, args...)
 			if st != 0 || !strings.HasPrefix(checkOut, "ok: stdin") {
-				t.Fatalf("--check of the output: exit %d\n%s%s", st, checkOut, errOut)
+				t.Fatalf("--check of the output merged into Debian's main.cf: exit %d\n%s%s", st, checkOut, errOut)
 			}
 		})
 	}
@@ -214,7 +281,8 @@ func TestPostfixUsage(t *testing.T) {
 		{"no domains", []string{"--lists", empty}, 1, "serves no domain yet"},
 		{"no lists directory", []string{"--lists", "/nonexistent/lists"}, 1, "--lists /nonexistent/lists: the directory does not exist"},
 		{"missing file", []string{"--check", "/nonexistent/postconf.txt"}, 1, "/nonexistent/postconf.txt"},
-		{"not postconf output", []string{"--check", "-"}, 1, "stdin:1: not a postconf line"},
+		{"not postconf output", []string{"--check", "-"}, 1, "stdin:1: not a main.cf line"},
+		{"check and postconf", []string{"--check", "--postconf"}, exitUsage, "give one"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"postfix", "--lists", postconfLists}, tc.args...)
@@ -232,83 +300,85 @@ func TestPostfixUsage(t *testing.T) {
 	}
 }
 
-func TestPostfixName(t *testing.T) {
-	for _, tc := range []struct {
-		in   postconf.Endpoint
-		want string
-	}{
-		{postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8024"}, "inet:127.0.0.1:8024"},
-		{postconf.Endpoint{Network: "tcp", Address: "0.0.0.0:8025"}, "inet:127.0.0.1:8025"},
-		{postconf.Endpoint{Network: "tcp", Address: "[::]:8025"}, "inet:[::1]:8025"},
-		{postconf.Endpoint{Network: "tcp", Address: "[::1]:8025"}, "inet:[::1]:8025"},
-		{postconf.Endpoint{Network: "unix", Address: "/var/spool/postfix/listgate/lmtp"}, "unix:listgate/lmtp"},
-		{postconf.Endpoint{Network: "unix", Address: "/run/listgate/lmtp"}, "unix:/run/listgate/lmtp"},
-		{postconf.Endpoint{Network: "unix", Address: "/var/spool/postfix-other/lmtp"}, "unix:/var/spool/postfix-other/lmtp"},
-	} {
-		if got := postfixName(tc.in, "/var/spool/postfix"); got != tc.want {
-			t.Errorf("postfixName(%v) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-// The addresses main.cf may name listgate by, and whether each reaches a
-// listgate listening on 127.0.0.1:8024 or /var/spool/postfix/listgate/lmtp.
-func TestReaches(t *testing.T) {
-	tcp, sock := postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8024"}, postconf.Endpoint{Network: "unix", Address: "/var/spool/postfix/listgate/lmtp"}
-	for _, tc := range []struct {
-		addr  string
-		lmtp  bool
-		lg    postconf.Endpoint
-		reach bool
-	}{
-		{"inet:127.0.0.1:8024", false, tcp, true},
-		{"inet:[127.0.0.1]:8024", true, tcp, true},
-		{"inet:localhost:8024", false, tcp, true},
-		{"127.0.0.1:8024", true, tcp, true},
-		{"[127.0.0.1]:8024", true, tcp, true},
-		{"127.0.0.1:8024", false, tcp, false}, // a milter needs inet:
-		{"inet:127.0.0.1", true, tcp, false},  // LMTP's port 24
-		{"inet:127.0.0.2:8024", false, tcp, false},
-		{"inet:127.0.0.1:8025", false, tcp, false},
-		{"unix:listgate/lmtp", true, sock, true},
-		{"unix:/var/spool/postfix/listgate/lmtp", true, sock, true},
-		{"local:listgate/lmtp", false, sock, true},
-		{"unix:listgate/milter", true, sock, false},
-		{"inet:127.0.0.1:8024", true, postconf.Endpoint{Network: "tcp", Address: "0.0.0.0:8024"}, true},
-	} {
-		ep, ok := postconf.ParseClientAddr(tc.addr, "/var/spool/postfix", tc.lmtp)
-		if got := ok && postconf.Reaches(ep, tc.lg); got != tc.reach {
-			t.Errorf("%q (lmtp %v) reaches %v: %v, want %v", tc.addr, tc.lmtp, tc.lg, got, tc.reach)
-		}
-	}
-}
-
-func TestPostconfExpand(t *testing.T) {
-	pc, err := parsePostconf("myhostname = mx.example.com\nmydomain = example.com\nempty =\nlong = a,\n    b\n", "t")
+// TestPostfixPostconfCommands: the commands --postconf prints, run by sh
+// against a private configuration directory that holds Debian's stock
+// main.cf, make a main.cf that --check finds clean, judged as a FILE and
+// as the running configuration (postconf -n, -P and main.cf itself). A
+// line appended afterwards with "cat >>" repeats a parameter, and --check
+// names both lines.
+func TestPostfixPostconfCommands(t *testing.T) {
+	postconfPath := needPostconf(t)
+	base, err := os.ReadFile(filepath.Join("testdata", "postconf", "stock-debian.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &checker{pc: pc, lg: &setup{queueDir: "/var/spool/postfix"}}
-	for in, want := range map[string]string{
-		"$myhostname, localhost.$mydomain":                 "mx.example.com, localhost.example.com",
-		"${myhostname}x $(mydomain)":                       "mx.example.comx example.com",
-		"${mydomain?yes} ${empty?no}":                      "yes ",
-		"${empty:fallback} ${mydomain:no}":                 "fallback ",
-		"$$literal $unknown_param ${nosuch}":               "$literal $unknown_param ${nosuch}",
-		"$long":                                            "a, b",
-		"$mydestination":                                   "mx.example.com, localhost.example.com, localhost", // Postfix's default
-		"${{$compatibility_level} <level {2} ? {x} : {y}}": "${{$compatibility_level} <level {2} ? {x} : {y}}",
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"tcp", nil},
+		{"unix", []string{"--unix"}},
+		{"quote in the delimiter", []string{"--recipient-delimiter", "+'"}},
 	} {
-		if got := c.expand(in, 0); got != want {
-			t.Errorf("expand(%q) = %q, want %q", in, got, want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mainCF := filepath.Join(dir, "main.cf")
+			writeConfig(t, dir, "main.cf", string(base))
+			writeConfig(t, dir, "master.cf", "smtp      inet  n       -       y       -       -       smtpd\n")
+			args := append([]string{"postfix", "--lists", postconfLists}, tc.args...)
+			st, script, errOut := runCmd(t, "", append(args, "--postconf")...)
+			if st != 0 {
+				t.Fatalf("exit %d: %s", st, errOut)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
+				if line != "" && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "postconf -e '") {
+					t.Errorf("neither a comment nor a postconf -e command: %s", line)
+				}
+			}
+			sh := exec.Command("sh", "-e")
+			sh.Stdin = strings.NewReader(script)
+			sh.Env = append(os.Environ(), "MAIL_CONFIG="+dir, "PATH="+filepath.Dir(postconfPath)+":"+os.Getenv("PATH"))
+			if out, err := sh.CombinedOutput(); err != nil {
+				t.Fatalf("sh: %v\n%s", err, out)
+			}
+			b, err := os.ReadFile(mainCF)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeConfig(t, dir, "main.cf", string(b)) // dated back: see writeConfig
+			if st, out, errOut := runCmd(t, "", append(args, "--check", mainCF)...); st != 0 || !strings.HasPrefix(out, "ok: "+mainCF) {
+				t.Errorf("--check %s: exit %d\n%s%s\n%s", mainCF, st, out, errOut, b)
+			}
+
+			t.Setenv("MAIL_CONFIG", dir)
+			st, out, errOut := runCmd(t, "", append(args, "--check")...)
+			if st != 0 || !strings.HasPrefix(out, "ok: postconf -n") || !strings.Contains(errOut, "note: defaults from postconf -d (Postfix 3.") {
+				t.Errorf("--check of the running configuration: exit %d\n%s%s", st, out, errOut)
+			}
+
+			line := 1 + strings.Count(string(b[:strings.Index(string(b), "\nrecipient_delimiter =")+1]), "\n")
+			writeConfig(t, dir, "main.cf", string(b)+"recipient_delimiter = +\n")
+			st, out, _ = runCmd(t, "", append(args, "--check")...)
+			want := fmt.Sprintf("recipient_delimiter: is set 2 times, at %s:%d (", mainCF, line)
+			if found := findings(out); st != exitRefused || len(found) == 0 || !strings.HasPrefix(found[0], want) ||
+				!strings.Contains(found[0], fmt.Sprintf("%s:%d (\"+\"): Postfix uses the last", mainCF, strings.Count(string(b), "\n")+1)) {
+				t.Errorf("--check after cat >>: exit %d\n%s\nwant a first finding %q...", st, out, want)
+			}
+		})
 	}
 }
 
-func TestSplitList(t *testing.T) {
-	got := splitList("a, b\tc,,{ inet:x:1, default_action = accept } inline:{ k=v, l=w }")
-	want := []string{"a", "b", "c", "{ inet:x:1, default_action = accept }", "inline:{ k=v, l=w }"}
-	if !slices.Equal(got, want) {
-		t.Errorf("splitList = %q, want %q", got, want)
+// writeConfig writes a file of a Postfix configuration directory, dated a
+// minute ago: Postfix rereads a main.cf younger than a second until it
+// settles, 300 ms at a time.
+func writeConfig(t *testing.T, dir, name, text string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,13 +1,14 @@
 package postfixtest
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/listgate/listgate/postconf"
 )
 
 // param is one main.cf parameter: a logical line "key = value".
@@ -16,41 +17,23 @@ type param struct {
 	origin     string // where it came from, e.g. "contrib/postfix/main.cf:17"
 }
 
-// parseMainCF reads main.cf syntax (postconf(5), "SYNTAX"): a logical line
-// starts in column one, a line that starts with white space continues it,
-// and lines that are empty or start with "#" are comments. Continuations are
-// joined with one space, which is how Postfix reads them.
+// parseMainCF reads a main.cf snippet with package postconf's parser
+// (postconf(5) syntax; errors read "name:line: ..."). A master.cf
+// override ("service/type/name = value", as postconf -P prints it) has no
+// place in main.cf and is an error.
 func parseMainCF(text, name string) ([]param, error) {
-	var out []param
-	sc := bufio.NewScanner(strings.NewReader(text))
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimRight(sc.Text(), " \t\r")
-		trimmed := strings.TrimLeft(line, " \t")
-		if trimmed == "" || trimmed[0] == '#' {
-			continue
-		}
-		if trimmed != line { // continuation
-			if len(out) == 0 {
-				return nil, fmt.Errorf("%s:%d: continuation line with nothing to continue", name, n)
-			}
-			last := &out[len(out)-1]
-			if last.value == "" {
-				last.value = trimmed
-			} else {
-				last.value += " " + trimmed
-			}
-			continue
-		}
-		key, value, ok := strings.Cut(line, "=")
-		key = strings.TrimSpace(key)
-		if !ok || key == "" || strings.ContainsAny(key, " \t") {
-			return nil, fmt.Errorf("%s:%d: not a main.cf line \"key = value\": %q", name, n, line)
-		}
-		out = append(out, param{key: key, value: strings.TrimSpace(value), origin: fmt.Sprintf("%s:%d", name, n)})
+	c, err := postconf.Parse(text, name)
+	if err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
+	if len(c.Master) > 0 {
+		return nil, fmt.Errorf("%s: %q is a master.cf setting (postconf -P), not main.cf", c.Master[0].Pos(), c.Master[0].Name)
+	}
+	out := make([]param, len(c.Main))
+	for i, p := range c.Main {
+		out[i] = param{key: p.Name, value: p.Value, origin: p.Pos()}
+	}
+	return out, nil
 }
 
 // masterLines returns the lines of a master.cf snippet that are not comments

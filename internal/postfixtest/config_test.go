@@ -120,7 +120,7 @@ func TestParseMainCF(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	for _, bad := range []string{"  leading = continuation\n", "no equals sign\n", "two words = x\n", "= x\n"} {
+	for _, bad := range []string{"  leading = continuation\n", "no equals sign\n", "two words = x\n", "= x\n", "smtp/inet/smtpd_milters = x\n"} {
 		if _, err := parseMainCF(bad, "t"); err == nil {
 			t.Errorf("parseMainCF(%q): no error", bad)
 		}
