@@ -83,7 +83,9 @@ func Recommend(lg Listgate, queueDir string, d *Defaults) []Setting {
 		{"recipient_delimiter", lg.Delimiter,
 			"The same delimiter as listgate's: list-bounces+token@ is list-bounces@."},
 		{"message_size_limit", strconv.FormatInt(lg.MaxMessageSize, 10),
-			fmt.Sprintf("At or below listgate's --max-message-size (%d).", lg.MaxMessageSize)},
+			fmt.Sprintf("At or below listgate's --max-message-size (%d). local(8) refuses to run\n"+
+				"when mailbox_size_limit is smaller (Postfix's default is 51200000;\n"+
+				"Debian's main.cf sets 0): --check says so.", lg.MaxMessageSize)},
 		{"smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
 			"Relay only for our own clients; everyone else may send only to domains\n" +
 				"this server is the destination for (the list domains): not an open relay."},

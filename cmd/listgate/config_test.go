@@ -73,3 +73,53 @@ func writeTemp(t *testing.T, content string) string {
 	writeFile(t, path, content)
 	return path
 }
+
+// TestPostfixReadsTheConfigFile: `listgate postfix` writes Postfix's
+// settings for the daemon the config file describes, and `postfix --check`
+// judges a main.cf against that same file — so it gives no false finding
+// without serve's flags — while a flag still overrides the file.
+func TestPostfixReadsTheConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "mylists"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "mylists", "tour@example.net"), "")
+	cfg := filepath.Join(dir, "listgate.toml")
+	writeFile(t, cfg, "lists = \"mylists\"\nlmtp = \"inet:127.0.0.1:9024\"\nmilter = \"inet:127.0.0.1:9025\"\n")
+
+	var out, errb bytes.Buffer
+	if st := run([]string{"postfix", "--config", cfg}, &out, &errb); st != 0 {
+		t.Fatalf("postfix: exit %d; stderr: %s", st, errb.String())
+	}
+	for _, want := range []string{"example.net", "lmtp:inet:127.0.0.1:9024", "inet:127.0.0.1:9025"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("postfix --config output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// The settings go into a main.cf that has the rest of a stock one:
+	// Debian's sets mailbox_size_limit = 0 (--check would rightly say
+	// that Postfix's default 51200000 is below message_size_limit).
+	mainCF := filepath.Join(dir, "main.cf")
+	writeFile(t, mainCF, "mailbox_size_limit = 0\n"+out.String())
+
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		stdout string
+	}{
+		{"the file's daemon", []string{"postfix", "--check", "--config", cfg, mainCF}, 0, "ok: "},
+		{"a flag overrides the file", []string{"postfix", "--check", "--config", cfg, "--lmtp", "inet:127.0.0.1:8024", mainCF}, exitRefused, "inet:127.0.0.1:8024"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if st := run(tt.args, &out, &errb); st != tt.status {
+				t.Errorf("exit %d, want %d; stdout: %s; stderr: %s", st, tt.status, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), tt.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdout, out.String())
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/listgate/listgate/config"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,7 +155,7 @@ func expectFindings(c []int) []string {
 	add(relay == 3 && othersToListgate, "relay_domains")
 	add(v("recipient_delimiter") >= 1 && v("recipient_delimiter") <= 3, "recipient_delimiter")
 	msl := []int64{67108864, 10240000, 0, 100000000}[v("message_size_limit")]
-	add(msl == 0 || msl > defaultMaxMessageSize, "message_size_limit")
+	add(msl == 0 || msl > config.DefaultMaxMessageSize, "message_size_limit")
 	add(v("mailbox_size_limit") == 1 && msl != 0 && msl > 51200000, "mailbox_size_limit") // local(8)'s default limit
 	add(v("smtpd_relay_restrictions") >= 2, "smtpd_relay_restrictions")
 	add(v("set twice") == 1, "biff")

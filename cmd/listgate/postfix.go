@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/postconf"
 )
@@ -24,22 +24,16 @@ import (
 // smtpd(8) and lmtp(8) live and so where listgate's unix sockets go.
 const postfixQueueDir = "/var/spool/postfix"
 
-// postfixFlags are `listgate postfix`'s flags: the ones of `listgate
-// serve` that Postfix's configuration depends on, and how to reach Postfix.
+// postfixFlags are `listgate postfix`'s own flags: how to reach Postfix
+// and what to print. listgate's settings (lists, addresses, size) come
+// from the config file and the flags every command shares.
 type postfixFlags struct {
-	lists                           listsFlags
-	lmtp, milter, queueDir, command string
-	maxSize                         sizeFlag
-	unix, check, postconf           bool
+	queueDir, command     string
+	unix, check, postconf bool
 }
 
 func (f *postfixFlags) register(fs *flag.FlagSet) {
-	f.lists.register(fs)
-	fs.StringVar(&f.lmtp, "lmtp", "", "listgate's LMTP `address` (default inet:127.0.0.1:8024; with --unix, unix:"+postfixQueueDir+"/listgate/lmtp)")
-	fs.StringVar(&f.milter, "milter", "", "listgate's milter `address` (default inet:127.0.0.1:8025; with --unix, unix:"+postfixQueueDir+"/listgate/milter)")
-	f.maxSize = defaultMaxMessageSize
-	fs.Var(&f.maxSize, "max-message-size", "listgate's --max-message-size in `bytes`; Postfix's message_size_limit is set to it")
-	fs.BoolVar(&f.unix, "unix", false, "Postfix reaches listgate over unix-domain sockets in its queue directory (a chrooted smtpd and lmtp, as on Debian)")
+	fs.BoolVar(&f.unix, "unix", false, "Postfix reaches listgate over unix-domain sockets in its queue directory (a chrooted smtpd and lmtp, as on Debian); --lmtp and --milter default to unix:"+postfixQueueDir+"/listgate/{lmtp,milter}")
 	fs.StringVar(&f.queueDir, "queue-directory", postfixQueueDir, "Postfix's queue_directory `path`: sockets under it are named relative to it, as chrooted daemons see them")
 	fs.BoolVar(&f.check, "check", false, "read Postfix's configuration (FILE, - for stdin, or run postconf) and name every setting that lets Postfix bounce a bogus list address, accept mail unchecked or lose mail while listgate is down")
 	fs.BoolVar(&f.postconf, "postconf", false, "print the settings as \"postconf -e\" commands, which edit main.cf in place, instead of main.cf lines")
@@ -51,6 +45,7 @@ func (f *postfixFlags) register(fs *flag.FlagSet) {
 // exitRefused if there is any.
 func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("postfix", stderr)
+	cf := config.AddFlags(fs, "lists", "recipient_delimiter", "lmtp", "milter", "max_message_size")
 	var f postfixFlags
 	f.register(fs)
 	fs.Usage = func() {
@@ -64,11 +59,10 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 			"each parameter set twice. Exits 1 if there is any.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	s, err := settings(cf, args)
+	if err != nil {
 		return 0, err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	switch {
 	case !f.check && fs.NArg() != 0:
 		return 0, fmt.Errorf("%w: unexpected argument %q (only --check reads a FILE)", errUsage, fs.Arg(0))
@@ -77,7 +71,7 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 	case f.check && f.postconf:
 		return 0, fmt.Errorf("%w: --postconf prints settings; --check judges them: give one", errUsage)
 	}
-	lg, err := f.listgate(set, stderr)
+	lg, err := f.listgate(s, stderr)
 	if err != nil {
 		return 0, err
 	}
@@ -85,18 +79,18 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 	tools := postconf.Tools{Postconf: f.command}
 	if !f.check {
 		if len(lg.Domains) == 0 {
-			return 0, fmt.Errorf("--lists %s serves no domain yet: add a list file (e.g. announce@example.org) first, so that relay_domains names it", f.lists.dir)
+			return 0, fmt.Errorf("%s %s serves no domain yet: add a list file (e.g. announce@example.org) first, so that relay_domains names it", s.Origin("lists"), s.Lists)
 		}
 		defaults, _ := tools.DefaultsOrBuiltin(ctx, "")
-		return 0, f.print(stdout, lg, defaults)
+		return 0, f.print(stdout, lg, s, defaults)
 	}
 	name, cfg, notes, err := readConfig(ctx, tools, fs.Arg(0), stdin)
 	if err != nil {
 		return 0, err
 	}
 	defaults, defaultsNote := tools.DefaultsOrBuiltin(ctx, name)
-	s := postconf.NewSettings(cfg, defaults, postconf.Options{Tools: tools, QueueDirectory: f.queueDir})
-	r := postconf.Lint(s, lg)
+	pf := postconf.NewSettings(cfg, defaults, postconf.Options{Tools: tools, QueueDirectory: f.queueDir})
+	r := postconf.Lint(pf, lg)
 	for _, fd := range r.Findings {
 		fmt.Fprintln(stdout, fd)
 	}
@@ -114,57 +108,39 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 	return 0, nil
 }
 
-// listgate resolves the flags into what Postfix must know of listgate.
-func (f *postfixFlags) listgate(set map[string]bool, stderr io.Writer) (postconf.Listgate, error) {
-	var lg postconf.Listgate
-	lopts, err := f.lists.options()
-	if err != nil {
-		return lg, err
-	}
+// listgate resolves listgate's settings into what Postfix must know of it.
+func (f *postfixFlags) listgate(s config.Settings, stderr io.Writer) (postconf.Listgate, error) {
+	lg := postconf.Listgate{LMTP: s.LMTP, Milter: s.Milter}
 	if !filepath.IsAbs(f.queueDir) {
 		return lg, fmt.Errorf("%w: --queue-directory %q: want an absolute path", errUsage, f.queueDir)
 	}
 	f.queueDir = filepath.Clean(f.queueDir)
 	for _, d := range []struct {
 		name string
-		v    *string
-		port string // listgate serve's default port
 		ep   *postconf.Endpoint
-	}{{"lmtp", &f.lmtp, "8024", &lg.LMTP}, {"milter", &f.milter, "8025", &lg.Milter}} {
-		switch {
-		case set[d.name]:
-		case f.unix:
-			*d.v = "unix:" + filepath.Join(f.queueDir, "listgate", d.name)
-		default:
-			*d.v = "inet:127.0.0.1:" + d.port
+	}{{"lmtp", &lg.LMTP}, {"milter", &lg.Milter}} {
+		if f.unix && !s.IsSet(d.name) {
+			*d.ep = postconf.Endpoint{Network: "unix", Address: filepath.Join(f.queueDir, "listgate", d.name)}
 		}
-		ep, on, err := postconf.ParseEndpoint(d.name, *d.v)
-		if err != nil {
-			return lg, fmt.Errorf("%w: %v", errUsage, err)
+		if !config.On(*d.ep) {
+			return lg, fmt.Errorf("%w: %s is empty: Postfix needs listgate's %s door", errUsage, s.Origin(d.name), d.name)
 		}
-		if !on {
-			return lg, fmt.Errorf("%w: --%s is empty: Postfix needs listgate's %s door", errUsage, d.name, d.name)
+		if f.unix && !d.ep.InQueueDir(f.queueDir) {
+			return lg, fmt.Errorf("%w: %s %s: with --unix, give a unix socket under --queue-directory %s, where a chrooted Postfix can reach it", errUsage, s.Origin(d.name), *d.ep, f.queueDir)
 		}
-		if f.unix && !ep.InQueueDir(f.queueDir) {
-			return lg, fmt.Errorf("%w: --%s %s: with --unix, give a unix socket under --queue-directory %s, where a chrooted Postfix can reach it", errUsage, d.name, ep, f.queueDir)
-		}
-		*d.ep = ep
 	}
-	snap, err := lists.Load(f.lists.dir, lopts)
+	snap, err := loadLists(s)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return lg, fmt.Errorf("--lists %s: the directory does not exist", f.lists.dir)
-		}
-		return lg, fmt.Errorf("--lists: %w", err)
+		return lg, err
 	}
 	for _, p := range snap.Problems() {
 		fmt.Fprintf(stderr, "listgate postfix: warning: %v\n", p)
 	}
-	lg.ListsDir, lg.Domains, lg.MaxMessageSize = f.lists.dir, snap.ServedDomains(), int64(f.maxSize)
+	lg.ListsDir, lg.Domains, lg.MaxMessageSize = s.Lists, snap.ServedDomains(), s.MaxMessageSize
 	for _, l := range snap.Lists() {
 		lg.Lists = append(lg.Lists, l.Local+"@"+l.Domain)
 	}
-	if lg.Delimiter = f.lists.delimiter; lg.Delimiter == "none" {
+	if lg.Delimiter = s.RecipientDelimiter; lg.Delimiter == "none" {
 		lg.Delimiter = ""
 	}
 	return lg, nil
@@ -172,10 +148,10 @@ func (f *postfixFlags) listgate(set map[string]bool, stderr io.Writer) (postconf
 
 // print writes the settings as main.cf lines or postconf -e commands,
 // each under its reason.
-func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, d *postconf.Defaults) error {
-	flags := fmt.Sprintf("--lists %s --lmtp %s --milter %s", f.lists.dir, lg.LMTP, lg.Milter)
+func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, s config.Settings, d *postconf.Defaults) error {
+	flags := fmt.Sprintf("--lists %s --lmtp %s --milter %s", s.Lists, lg.LMTP, lg.Milter)
 	if lg.Delimiter != lists.DefaultDelimiter {
-		flags += " --recipient-delimiter " + f.lists.delimiter
+		flags += " --recipient-delimiter " + s.RecipientDelimiter
 	}
 	what, how := "lines for Postfix's main.cf", "Append to /etc/postfix/main.cf, merging a parameter it already sets into one\nline (Postfix uses the last; --check flags both), or let postconf -e do it:\nlistgate postfix --postconf ... | sh."
 	if f.postconf {

@@ -146,9 +146,9 @@ func TestPostfixCheckTestdata(t *testing.T) {
 	}
 }
 
-// settings parses main.cf text into its last values, failing the test on
+// mainCFValues parses main.cf text into its last values, failing the test on
 // a syntax error.
-func settings(t *testing.T, text, name string) map[string]string {
+func mainCFValues(t *testing.T, text, name string) map[string]string {
 	t.Helper()
 	c, err := postconf.Parse(text, name)
 	if err != nil {
@@ -183,12 +183,12 @@ func TestPostfixSnippet(t *testing.T) {
 			if st != 0 {
 				t.Fatalf("exit %d: %s", st, errOut)
 			}
-			got := settings(t, out, "output")
+			got := mainCFValues(t, out, "output")
 			b, err := os.ReadFile(filepath.Join("..", "..", "contrib", "postfix", tc.contrib))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := settings(t, string(b), tc.contrib)
+			want := mainCFValues(t, string(b), tc.contrib)
 			want["relay_domains"] = "example.org, lists.example.net, xn--bcher-kva.example, bücher.example"
 			want["parent_domain_matches_subdomains"] = "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, smtpd_access_maps"
 			if !maps.Equal(got, want) {
