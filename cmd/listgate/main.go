@@ -7,7 +7,7 @@
 //	listgate serve [flags]          run every door (LMTP, milter, ...)
 //	listgate check [flags] ADDR...  print the verdict for each address
 //	listgate lists [flags]          print every list and every problem
-//	listgate postfix [flags]        print main.cf lines for Postfix (--check: judge postconf -n)
+//	listgate postfix [flags]        print Postfix settings (--postconf: as postconf -e commands; --check: judge main.cf)
 //	listgate version                print the version
 //
 // Every command reads its settings from /etc/listgate/listgate.toml (or
@@ -90,7 +90,7 @@ commands:
   serve            run the LMTP sink, the milter and the other doors
   check ADDRESS... print the verdict for each address (exit 1 if any is refused)
   lists            print every list, its addresses, and every problem (exit 1 if any)
-  postfix          print main.cf lines for Postfix; --check judges postconf -n output
+  postfix          print Postfix settings (--postconf: postconf -e commands); --check judges Postfix's configuration
   version          print the version, the VCS revision and its commit time
 
 Settings come from /etc/listgate/listgate.toml (or --config FILE); flags
