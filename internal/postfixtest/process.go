@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/listgate/listgate/internal/testutil"
 )
 
 // checkConfig runs "postconf -n", which warns about unknown parameters (a
@@ -66,25 +68,30 @@ func (p *Postfix) start() error {
 func (p *Postfix) waitBanner(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
-	for time.Now().Before(deadline) {
-		conn, err := net.DialTimeout("tcp", p.SMTPAddr, time.Until(deadline))
-		if err == nil {
-			conn.SetDeadline(deadline)
-			line, rerr := bufio.NewReader(conn).ReadString('\n')
-			if rerr == nil && strings.HasPrefix(line, "220") {
-				conn.Write([]byte("QUIT\r\n"))
-				conn.Close()
-				return nil
-			}
-			conn.Close()
-			err = fmt.Errorf("greeting %q: %v", line, rerr)
+	_, ok := testutil.Poll(timeout, pollTick, func() bool {
+		conn, err := net.DialTimeout("tcp", p.SMTPAddr, max(time.Until(deadline), pollTick))
+		if err != nil {
+			last = err
+			return false
 		}
-		last = err
-		time.Sleep(pollTick)
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(max(time.Until(deadline), pollTick)))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "220") {
+			last = fmt.Errorf("greeting %q: %v", line, err)
+			return false
+		}
+		conn.Write([]byte("QUIT\r\n"))
+		return true
+	})
+	if !ok {
+		return fmt.Errorf("postfixtest: smtpd on %s did not greet with 220 within %v: %v", p.SMTPAddr, timeout, last)
 	}
-	return fmt.Errorf("postfixtest: smtpd on %s did not greet with 220 within %v: %v", p.SMTPAddr, timeout, last)
+	return nil
 }
 
+// pollTick is how often the harness looks at Postfix's processes, log and
+// queue while it waits for them.
 const pollTick = 20 * time.Millisecond
 
 // stop runs at cleanup: stop master(8), then wait until every process of
@@ -131,18 +138,15 @@ func (p *Postfix) stop() {
 // waitGone reaps the instance's processes until none is alive; it returns
 // the pids still alive at the deadline.
 func (p *Postfix) waitGone(timeout time.Duration) []int {
-	deadline := time.Now().Add(timeout)
-	for {
+	var left []int
+	if _, gone := testutil.Poll(timeout, pollTick, func() bool {
 		reaped := reap(p.pgid)
-		left := livePIDs(p.pgid)
-		if len(left) == 0 && reaped {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(pollTick)
+		left = livePIDs(p.pgid)
+		return len(left) == 0 && reaped
+	}); gone {
+		return nil
 	}
+	return left
 }
 
 // run runs a Postfix command from the command directory. A failure names

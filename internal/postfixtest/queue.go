@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/listgate/listgate/internal/testutil"
 )
 
 // Log returns the instance's log (its maillog_file) so far.
@@ -37,22 +39,21 @@ func (p *Postfix) logFrom(off int64) string {
 // first such line; at the timeout it fails the test, showing the log.
 func (p *Postfix) WaitLog(t testing.TB, substr string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		log := p.Log()
-		if i := strings.Index(log, substr); i >= 0 {
-			start := strings.LastIndexByte(log[:i], '\n') + 1
-			end := strings.IndexByte(log[i:], '\n')
-			if end < 0 {
-				return log[start:]
-			}
-			return log[start : i+end]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("postfixtest: no line with %q in the log within %v; maillog:\n%s", substr, timeout, log)
-		}
-		time.Sleep(pollTick)
+	var log string
+	i := -1
+	if _, ok := testutil.Poll(timeout, pollTick, func() bool {
+		log = p.Log()
+		i = strings.Index(log, substr)
+		return i >= 0
+	}); !ok {
+		t.Fatalf("postfixtest: no line with %q in the log within %v; maillog:\n%s", substr, timeout, log)
 	}
+	start := strings.LastIndexByte(log[:i], '\n') + 1
+	end := strings.IndexByte(log[i:], '\n')
+	if end < 0 {
+		return log[start:]
+	}
+	return log[start : i+end]
 }
 
 // QueueMessage is one message in the queue, as "postqueue -j" describes it.
@@ -115,21 +116,18 @@ func (p *Postfix) WaitQueueEmpty(t testing.TB, timeout time.Duration) {
 // queue a moment after lmtp(8) logs "status=deferred".
 func (p *Postfix) WaitQueue(t testing.TB, want string, timeout time.Duration, ok func([]QueueMessage) bool) []QueueMessage {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		q := p.Queue(t)
-		if ok(q) {
-			return q
+	var q []QueueMessage
+	if _, held := testutil.Poll(timeout, pollTick, func() bool {
+		q = p.Queue(t)
+		return ok(q)
+	}); !held {
+		var lines []string
+		for _, m := range q {
+			lines = append(lines, m.String())
 		}
-		if time.Now().After(deadline) {
-			var lines []string
-			for _, m := range q {
-				lines = append(lines, m.String())
-			}
-			t.Fatalf("postfixtest: no %s within %v; queue:\n%s\nmaillog:\n%s", want, timeout, strings.Join(lines, "\n"), p.Log())
-		}
-		time.Sleep(pollTick)
+		t.Fatalf("postfixtest: no %s within %v; queue:\n%s\nmaillog:\n%s", want, timeout, strings.Join(lines, "\n"), p.Log())
 	}
+	return q
 }
 
 // Flush asks Postfix to retry every queued message now ("postqueue -f"),
