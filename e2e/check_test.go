@@ -63,7 +63,15 @@ func TestCheckFlagsBackscatter(t *testing.T) {
 			}
 			send(t, e.pf.SMTPAddr, bogus) // accepted: 250 at RCPT and at end of data
 			if tc.down {
-				e.pf.WaitLog(t, "to=<"+bogus+">, relay=none", wait) // deferred: LMTP down too
+				// Deferred, LMTP being down too. lmtp(8) logs that before
+				// qmgr(8) has moved the message to the deferred queue, and a
+				// flush before then finds nothing to flush: the message
+				// would wait for its retry time (minutes). Wait for the
+				// queue, as TestLMTPDownDefersThenFlushes does.
+				e.pf.WaitLog(t, "to=<"+bogus+">, relay=none", wait)
+				e.pf.WaitQueue(t, "the message to <"+bogus+"> deferred", wait, func(q []postfixtest.QueueMessage) bool {
+					return len(q) == 1 && q[0].Queue == "deferred" && len(q[0].Recipients) == 1 && q[0].Recipients[0].Address == bogus
+				})
 				e.lg.Restart(t)
 				e.pf.Flush(t)
 			}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/listgate/listgate/internal/testutil"
 )
 
 // 5. listgate stopped: the client gets a 4xx, never a 5xx, and nothing is
@@ -88,7 +90,7 @@ func TestListgateDown(t *testing.T) {
 	// retry; fixed, it is accepted.
 	const broken = "broken@example.org"
 	writeList(t, e.lists, broken, "descripton = \"a typo: never parsed\"\n")
-	waitFor(t, "451 4.3.0 for <"+broken+">", time.Second, func() bool {
+	testutil.WaitFor(t, time.Second, "451 4.3.0 for <"+broken+">", func() bool {
 		return rcpt(t, addr, broken).is("RCPT", 451, "4.3.0")
 	})
 	if r := rcpt(t, addr, "broken-request@example.org"); !r.is("RCPT", 451, "4.3.0") || r.Text != "Temporary lookup failure" {
@@ -100,7 +102,7 @@ func TestListgateDown(t *testing.T) {
 	}
 	e.lg.WaitLog(t, "door=milter", "rcpt="+broken, "verdict=tempfail")
 	writeList(t, e.lists, broken, "description = \"fixed\"\n")
-	waitFor(t, "250 for <"+broken+"> once fixed", time.Second, func() bool {
+	testutil.WaitFor(t, time.Second, "250 for <"+broken+"> once fixed", func() bool {
 		return rcpt(t, addr, broken).Code == 250
 	})
 	if q := e.pf.Queue(t); len(q) != 0 {

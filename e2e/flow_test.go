@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/listgate/listgate/internal/testutil"
 )
 
 // flowLists is the lists directory of TestFlow: one list.
@@ -161,7 +163,7 @@ func (e *env) live(t *testing.T) {
 	}
 
 	writeList(t, e.lists, to, "")
-	took := waitFor(t, "250 for <"+to+"> after adding its file", time.Second, func() bool {
+	took := testutil.WaitFor(t, time.Second, "250 for <"+to+"> after adding its file", func() bool {
 		return rcpt(t, addr, to).Code == 250
 	})
 	t.Logf("list file added: accepted through Postfix after %v", took.Round(time.Millisecond))
@@ -171,7 +173,7 @@ func (e *env) live(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.lists, to)); err != nil {
 		t.Fatal(err)
 	}
-	took = waitFor(t, "550 for <"+to+"> after removing its file", time.Second, func() bool {
+	took = testutil.WaitFor(t, time.Second, "550 for <"+to+"> after removing its file", func() bool {
 		return rcpt(t, addr, to).is("RCPT", 550, "5.1.1")
 	})
 	t.Logf("list file removed: refused through Postfix after %v", took.Round(time.Millisecond))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/listgate/listgate/internal/testutil"
 )
 
 // reply is what an SMTP client saw: the stage a command was answered at
@@ -138,19 +140,6 @@ func send(t testing.TB, addr, to string) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("no %s within %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // spooled returns the messages in a Maildir's new/ folder:
 // SPOOL/<domain>/<local>/<kind>/new.
 func spooled(t testing.TB, spool, list, kind string) []string {
@@ -176,20 +165,15 @@ func spooled(t testing.TB, spool, list, kind string) []string {
 func waitSpooled(t testing.TB, spool, list, kind, rcpt string) string {
 	t.Helper()
 	var found string
-	deadline := time.Now().Add(wait)
-	for found == "" {
+	if _, ok := testutil.Poll(wait, 10*time.Millisecond, func() bool {
 		for _, m := range spooled(t, spool, list, kind) {
 			if strings.Contains(m, "\nDelivered-To: "+rcpt+"\n") || strings.HasPrefix(m, "Delivered-To: "+rcpt+"\n") {
 				found = m
 			}
 		}
-		if found != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no message for <%s> in %s/%s/%s/new within %v; spool holds:\n%s", rcpt, spool, list, kind, wait, tree(spool))
-		}
-		time.Sleep(10 * time.Millisecond)
+		return found != ""
+	}); !ok {
+		t.Fatalf("no message for <%s> in %s/%s/%s/new within %v; spool holds:\n%s", rcpt, spool, list, kind, wait, tree(spool))
 	}
 	return found
 }

@@ -177,8 +177,8 @@ func (r *reloadTimes) Handle(_ context.Context, rec slog.Record) error {
 		switch a.Key {
 		case "reason":
 			change = a.Value.String() == "change"
-		case "duration":
-			d = a.Value.Duration()
+		case "duration_ms":
+			d = time.Duration(a.Value.Float64() * float64(time.Millisecond))
 		}
 		return true
 	})

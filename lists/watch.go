@@ -1,6 +1,7 @@
 package lists
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,7 +19,8 @@ import (
 // WatchOptions configure a Watcher.
 type WatchOptions struct {
 	Options
-	// Logger receives one line per reload and one per new problem.
+	// Logger receives one line per reload (debug for a periodic rescan
+	// that found nothing changed, info otherwise) and one per new problem.
 	// Nil discards.
 	Logger *slog.Logger
 	// Registerer, if set, gets the watcher's metrics.
@@ -94,7 +96,7 @@ func Watch(dir string, opts WatchOptions) (*Watcher, error) {
 		fsw.Close()
 		return nil, err
 	}
-	w.publish(build(entries, w.delims, 1), "start", start)
+	w.publish(build(entries, w.delims, 1), "start", start, slog.LevelInfo)
 	w.wg.Add(1)
 	go w.run()
 	return w, nil
@@ -134,6 +136,7 @@ func (w *Watcher) run() {
 		pending    = make(map[string]bool) // names changed since the last reload
 		full       bool                    // a full rescan is due
 		force      bool                    // ...re-reading unchanged files too
+		periodic   bool                    // the rescan is due to the safety timer alone
 		first      time.Time               // first pending change
 		debounce   = time.NewTimer(time.Hour)
 		safety     <-chan time.Time
@@ -177,7 +180,7 @@ func (w *Watcher) run() {
 			retry.Stop()
 			retryC = nil
 		}
-		full = true
+		full, periodic = true, false
 		arm()
 	}
 	for {
@@ -205,6 +208,7 @@ func (w *Watcher) run() {
 			default:
 				pending[name] = true
 			}
+			periodic = false
 			arm()
 		case err, ok := <-w.fsw.Errors:
 			if !ok {
@@ -215,25 +219,28 @@ func (w *Watcher) run() {
 			} else {
 				w.log.Error("lists watcher error; rescanning", "file", w.dir, "err", err)
 			}
-			full = true
+			full, periodic = true, false
 			arm()
 		case f := <-w.rescan:
-			full, force = true, force || f
+			full, force, periodic = true, force || f, false
 			first = time.Time{}
 			debounce.Reset(0)
 		case <-safety:
+			if !full && len(pending) == 0 {
+				periodic = true
+			}
 			full = true
 			arm()
 		case <-retryC:
 			rewatch()
 		case <-debounce.C:
 			if full {
-				w.reloadAll(force)
+				w.reloadAll(force, periodic)
 			} else {
 				w.reloadNames(pending)
 			}
 			clear(pending)
-			full, force, first = false, false, time.Time{}
+			full, force, periodic, first = false, false, false, time.Time{}
 		}
 	}
 }
@@ -264,12 +271,15 @@ func (w *Watcher) reloadNames(names map[string]bool) {
 	if s == nil {
 		s = build(entries, w.delims, old.gen+1)
 	}
-	w.publish(s, "change", start)
+	w.publish(s, "change", start, slog.LevelInfo)
 }
 
 // reloadAll rescans the whole directory. With force false, files whose
-// identity (inode, size, mtime) is unchanged are not read again.
-func (w *Watcher) reloadAll(force bool) {
+// identity (inode, size, mtime) is unchanged are not read again. A
+// periodic rescan (the safety net, every WatchOptions.Rescan) is logged
+// at debug level when it found nothing changed, so that it does not fill
+// the log every five minutes.
+func (w *Watcher) reloadAll(force, periodic bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	start := time.Now()
@@ -280,12 +290,38 @@ func (w *Watcher) reloadAll(force bool) {
 		w.log.Error("lists reload failed; keeping the last snapshot", "file", w.dir, "err", err)
 		return
 	}
-	w.publish(build(entries, w.delims, old.gen+1), "rescan", start)
+	why, level := "rescan", slog.LevelInfo
+	if periodic {
+		why = "periodic"
+		if maps.EqualFunc(old.entries, entries, sameEntry) {
+			level = slog.LevelDebug
+		}
+	}
+	w.publish(build(entries, w.delims, old.gen+1), why, start, level)
 }
 
-// publish makes s current, logs the reload and each new problem once.
-func (w *Watcher) publish(s *Snapshot, why string, start time.Time) {
-	old := w.snap.Swap(s)
+// sameEntry reports whether a and b say the same: the same settings and
+// the same problem. An unchanged list file gives the very same entry; an
+// entry that is only a problem (a README, a dangling link) is made afresh
+// by every scan.
+func sameEntry(a, b *entry) bool {
+	if a == b {
+		return true
+	}
+	if a.kind != b.kind || a.addr != b.addr || a.list != b.list || a.dom != b.dom || (a.err == nil) != (b.err == nil) {
+		return false
+	}
+	return a.err == nil || a.err.Error() == b.err.Error()
+}
+
+// publish logs the reload and each new problem once, sets the metrics, and
+// then makes s current. In that order, whoever sees s (a door, a test)
+// finds the lines about it already written, and a door's verdict from s is
+// logged after the reload that brought s, never before it. Callers hold
+// w.mu (or, in Watch, run before the watcher's goroutine), so the current
+// snapshot cannot change in between.
+func (w *Watcher) publish(s *Snapshot, why string, start time.Time, level slog.Level) {
+	old := w.snap.Load()
 	now := time.Now()
 	if old != nil {
 		w.logDomainChanges(old, s)
@@ -305,9 +341,16 @@ func (w *Watcher) publish(s *Snapshot, why string, start time.Time) {
 	w.m.reloadSuccess.Set(1)
 	w.m.reloadTime.Set(float64(now.UnixNano()) / 1e9)
 	w.m.reloads.WithLabelValues(why).Inc()
-	w.log.Info("lists loaded", "reason", why, "generation", s.gen, "lists", len(s.lists),
-		"problems", len(s.problems), "duration", now.Sub(start))
+	w.log.Log(context.Background(), level, "lists loaded", "reason", why, "generation", s.gen,
+		"lists", len(s.lists), "problems", len(s.problems), "duration_ms", milliseconds(now.Sub(start)))
+	w.snap.Store(s)
 }
+
+// milliseconds is d in milliseconds, to the microsecond: the value of a
+// log line's "duration_ms". Log keys for durations carry their unit, the
+// same in every package, since a JSON log shows a bare time.Duration as an
+// integer of nanoseconds.
+func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 type watchMetrics struct {
 	lists, problems, reloadSuccess, reloadTime prometheus.Gauge
@@ -328,7 +371,7 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 		problemsTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "listgate_lists_problems_total",
 			Help: "Problems found in list files, counted once per change."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "listgate_lists_reloads_total",
-			Help: "Reloads of the lists directory, by reason (start, change, rescan)."}, []string{"reason"}),
+			Help: "Reloads of the lists directory, by reason (start, change, rescan, periodic)."}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.lists, m.problems, m.reloadSuccess, m.reloadTime, m.problemsTotal, m.reloads)

@@ -1,6 +1,7 @@
 package lists_test
 
 import (
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,7 +33,37 @@ func startWatch(t *testing.T, dir string) (*lists.Watcher, *testutil.SyncBuffer)
 	return w, logs
 }
 
+// write makes the file at path hold content, atomically (a temporary file
+// renamed over it, as tools that install a file do): a watcher sees the
+// old content or the new, never the empty file that os.WriteFile's
+// truncation shows for a moment. The temporary name starts with a dot, so
+// the watcher ignores it. For an edit in place, see writeInPlace.
 func write(t testing.TB, path, content string) {
+	t.Helper()
+	f, err := os.CreateTemp(filepath.Dir(path), ".write-*.tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		t.Fatal(err)
+	}
+}
+
+// writeInPlace truncates the file at path and writes content into it, as
+// an editor that saves in place (or `cat > file`) does: a reader may see
+// the file empty in between.
+func writeInPlace(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -41,8 +72,11 @@ func write(t testing.TB, path, content string) {
 
 func status(w *lists.Watcher, rcpt string) lists.Status { return w.Snapshot().Resolve(rcpt).Status }
 
-// TestWatchHotReload: add, edit, remove and atomic mv each take effect
-// within one second, with no restart.
+// TestWatchHotReload: add, edit in place, remove and atomic mv each take
+// effect within one second, with no restart. The edit in place may show the
+// watcher an empty file (a valid list with default settings) for a
+// moment; the write that follows is an event of its own, so the watcher
+// ends with the new settings.
 func TestWatchHotReload(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs after the watcher's Close
 	dir := t.TempDir()
@@ -55,11 +89,11 @@ func TestWatchHotReload(t *testing.T) {
 	write(t, filepath.Join(dir, "mylist@example.com"), "")
 	testutil.WaitFor(t, second, "new list accepted", func() bool { return status(w, "mylist@example.com") == lists.Accept })
 
-	write(t, filepath.Join(dir, "mylist@example.com"), "max_message_size = 100\n")
+	writeInPlace(t, filepath.Join(dir, "mylist@example.com"), "max_message_size = 100\n")
 	testutil.WaitFor(t, second, "edit seen", func() bool { return w.Snapshot().Resolve("mylist@example.com").MaxMessageSize == 100 })
 
 	tmp := filepath.Join(dir, ".other@example.com.tmp")
-	write(t, tmp, "description = \"moved in\"\n")
+	writeInPlace(t, tmp, "description = \"moved in\"\n")
 	if err := os.Rename(tmp, filepath.Join(dir, "other@example.com")); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +131,9 @@ func TestWatchArtefacts(t *testing.T) {
 }
 
 // TestWatchBrokenFile: a bad edit keeps the old settings and logs one
-// error naming file and line; a new broken list tempfails.
+// error naming file and line; a new broken list tempfails. The edits are
+// atomic (write): edited in place, the file could be seen empty, a valid
+// list whose default settings would become the last good ones.
 func TestWatchBrokenFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "announce@example.org")
@@ -246,5 +282,76 @@ func TestWatchDomainChanges(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "domain=example.org") {
 		t.Errorf("a domain that stayed served was logged:\n%s", logs)
+	}
+}
+
+// TestWatchPeriodicRescanLogs: the safety-net rescan logs "lists loaded"
+// at info level only when it found a change, and at debug level otherwise,
+// even with entries that are only problems (made afresh by every scan);
+// the reload's duration is logged as "duration_ms", a number of
+// milliseconds (a bare time.Duration is an integer of nanoseconds in JSON).
+func TestWatchPeriodicRescanLogs(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(dir, "plain@example.com"), "")
+	write(t, filepath.Join(dir, "README"), "not a list") // a problem: ignored, with a warning
+	target := filepath.Join(elsewhere, "target")
+	write(t, target, "max_message_size = 1\n")
+	if err := os.Symlink(target, filepath.Join(dir, "ln@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	logs := &testutil.SyncBuffer{}
+	w, err := lists.Watch(dir, lists.WatchOptions{
+		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Debounce: 5 * time.Millisecond,
+		Rescan:   20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+
+	// loaded returns the "lists loaded" lines logged so far.
+	loaded := func() []map[string]any {
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			if m["msg"] == "lists loaded" {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	periodic := func(level string) int {
+		n := 0
+		for _, m := range loaded() {
+			if m["reason"] == "periodic" && m["level"] == level {
+				n++
+			}
+		}
+		return n
+	}
+	testutil.WaitFor(t, 5*time.Second, "three periodic rescans", func() bool { return periodic("DEBUG") >= 3 })
+	if n := periodic("INFO"); n != 0 {
+		t.Errorf("%d periodic rescans logged at info with nothing changed:\n%s", n, logs)
+	}
+
+	// A change no event announces (a symlink's target elsewhere, NFS): the
+	// next periodic rescan finds it, and says so at info level.
+	write(t, target, "max_message_size = 2\n")
+	testutil.WaitFor(t, 5*time.Second, "the change found", func() bool { return w.Snapshot().Resolve("ln@example.com").MaxMessageSize == 2 })
+	if n := periodic("INFO"); n != 1 {
+		t.Errorf("%d periodic rescans logged at info after one change, want 1:\n%s", n, logs)
+	}
+
+	for _, m := range loaded() {
+		if _, ok := m["duration"]; ok {
+			t.Errorf("a duration without its unit: %v", m)
+		}
+		if ms, ok := m["duration_ms"].(float64); !ok || ms < 0 || ms > 5000 {
+			t.Errorf("duration_ms = %#v, want a number of milliseconds: %v", m["duration_ms"], m)
+		}
 	}
 }

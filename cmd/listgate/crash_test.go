@@ -24,8 +24,17 @@ import (
 // unacknowledged beyond the one message whose 250 may have been lost
 // with the connection; tmp/ holds at most what was in flight. This is
 // the "a 250 means the message is on disk" promise as far as a process
-// crash can test it (a power cut also needs the fsyncs, which the spool's
-// fault-injection tests cover).
+// crash can test it: the order of write, rename and reply.
+//
+// It cannot see a missing fsync: it passes with every fsync of the spool
+// deleted, since after SIGKILL the kernel's page cache still holds what
+// was never flushed (only a power cut or a kernel crash loses it). The
+// fsyncs are proved in package spool: TestFsyncReachesTheKernel makes
+// fsync(2) itself fail at each fsync step and needs the delivery to fail
+// there; TestDurableStepOrder checks fsync(file) before the rename into
+// new/ and fsync(new/) before Deliver returns; TestDeliverFault fails each
+// step in turn; and lmtp's TestStorageFaults shows each such failure
+// answered 451 or 452, never 250.
 func TestKillDuringDeliveries(t *testing.T) {
 	listsDir, spoolDir := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(listsDir, "crash@example.org"), nil, 0o644); err != nil {

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/listgate/listgate/internal/testutil"
 )
 
 // wait bounds every wait on a condition: generous, since the tests share
@@ -215,22 +217,23 @@ func (d *Daemon) Log() string {
 // substrs, and returns that line.
 func (d *Daemon) WaitLog(t testing.TB, substrs ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
+	var found string
+	if _, ok := testutil.Poll(wait, 20*time.Millisecond, func() bool {
 		for _, line := range strings.Split(d.Log(), "\n") {
 			all := true
 			for _, s := range substrs {
 				all = all && strings.Contains(line, s)
 			}
 			if all {
-				return line
+				found = line
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("listgate logged no line with %q within %v:\n%s", substrs, wait, d.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}); !ok {
+		t.Fatalf("listgate logged no line with %q within %v:\n%s", substrs, wait, d.Log())
 	}
+	return found
 }
 
 // Signal sends sig to the running process.
