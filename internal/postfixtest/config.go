@@ -237,7 +237,7 @@ func masterCF(smtpAddr string, chroot bool, snippet, snippetName string, extra [
 }
 
 // listgateDefaultPorts are the ports of a listgate the host itself may run
-// (DESIGN.md, "Doors and defaults"). A test instance must never talk to it.
+// (docs/design.md, "Doors and defaults"). A test instance must never talk to it.
 var listgateDefaultPorts = map[string]bool{"8024": true, "8025": true}
 
 // checkNotHostListgate reports an error if value (a relay_transport or

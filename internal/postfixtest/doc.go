@@ -1,6 +1,6 @@
 // Package postfixtest starts a private Postfix for a test, configured from
 // the snippets in contrib/postfix, so that tests drive listgate through the
-// MTA it is written for and prove the snippets admins paste (DESIGN.md,
+// MTA it is written for and prove the snippets admins paste (docs/design.md,
 // "Tests that need Postfix").
 //
 //	pf := postfixtest.Start(t, postfixtest.Options{

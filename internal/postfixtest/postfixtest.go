@@ -17,8 +17,8 @@ import (
 )
 
 // EnvRequire is the environment variable that turns a missing Postfix from
-// a skip into a failure; .ci/run sets it to "1" (DESIGN.md, "Tests that
-// need Postfix").
+// a skip into a failure; .ci/run sets it to "1" (docs/design.md, "Tests
+// that need Postfix").
 const EnvRequire = "LISTGATE_TEST_POSTFIX"
 
 // Options configures a private Postfix.
