@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -301,4 +302,37 @@ func Keys() []string {
 		names[i] = k.name
 	}
 	return names
+}
+
+// absPaths makes the paths of s absolute (lists, spool, unix: sockets),
+// the ones from a flag relative to the current directory: a daemon's logs
+// then name files unambiguously, and `listgate postfix` never prints a
+// relative unix: path, which Postfix would read against its
+// queue_directory (a different socket).
+func (s *Settings) absPaths() error {
+	abs := func(key string, p *string) error {
+		if *p == "" || filepath.IsAbs(*p) {
+			return nil
+		}
+		a, err := filepath.Abs(*p)
+		if err != nil {
+			return &Error{Key: s.Origin(key), Value: *p, Err: err}
+		}
+		*p = a
+		return nil
+	}
+	if err := abs("lists", &s.Lists); err != nil {
+		return err
+	}
+	if err := abs("spool", &s.Spool); err != nil {
+		return err
+	}
+	for _, key := range []string{"lmtp", "milter", "policy", "socketmap", "metrics"} {
+		if e := s.Endpoint(key); e.Network == "unix" {
+			if err := abs(key, &e.Address); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

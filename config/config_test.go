@@ -240,3 +240,36 @@ func writeTemp(t testing.TB, content string) string {
 	write(t, path, content)
 	return path
 }
+
+// TestPathsAreAbsolute: a relative path in a config file named by a
+// relative --config is relative to the file, one in a flag to the current
+// directory, and both come out absolute, so that `listgate postfix` never
+// prints a relative unix: socket (Postfix would read it against its
+// queue_directory) and logs name files unambiguously.
+func TestPathsAreAbsolute(t *testing.T) {
+	top := t.TempDir()
+	if err := os.Mkdir(filepath.Join(top, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "lists = \"lists\"\nmilter = \"unix:sock/milter\"\n"
+	if err := os.WriteFile(filepath.Join(top, "etc", "listgate.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(top)
+	fset := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := AddFlags(fset, Keys()...)
+	s, err := f.Parse([]string{"--config", "etc/listgate.toml", "--spool", "spool", "--lmtp", "unix:run/lmtp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, got, want string }{
+		{"lists (file)", s.Lists, filepath.Join(top, "etc", "lists")},
+		{"milter (file)", s.Milter.Address, filepath.Join(top, "etc", "sock", "milter")},
+		{"spool (flag)", s.Spool, filepath.Join(top, "spool")},
+		{"lmtp (flag)", s.LMTP.Address, filepath.Join(top, "run", "lmtp")},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %q, want %q", tt.name, tt.got, tt.want)
+		}
+	}
+}

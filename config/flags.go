@@ -94,5 +94,5 @@ func (f *Flags) Settings() (Settings, error) {
 		}
 		s.setOrigin(g.name, flagName(g.name))
 	}
-	return s, nil
+	return s, s.absPaths()
 }

@@ -93,7 +93,11 @@ func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if ps := d.watcher.Snapshot().Problems(); len(ps) > 0 {
-		fmt.Fprintf(w, "ok (%d list file problems: see listgate lists)\n", len(ps))
+		noun := "problems"
+		if len(ps) == 1 {
+			noun = "problem"
+		}
+		fmt.Fprintf(w, "ok (%d list file %s: see listgate lists)\n", len(ps), noun)
 		return
 	}
 	io.WriteString(w, "ok\n")

@@ -273,8 +273,8 @@ func (s *Spool) Deliver(m *Message, env Envelope) (path string, err error) {
 		s.remove(path)
 		return "", err
 	}
-	s.log.Debug("delivered", "rcpt", env.Rcpt, "list", env.Local+"@"+env.Domain,
-		"kind", env.Kind, "file", path, "bytes", size)
+	s.log.Debug("stored", "rcpt", env.Rcpt, "list", env.Local+"@"+env.Domain,
+		"kind", env.Kind, "file", path, "file_bytes", size)
 	return path, nil
 }
 

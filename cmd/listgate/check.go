@@ -64,6 +64,10 @@ func describe(v lists.Verdict) string {
 	fmt.Fprintf(&b, "%s (LMTP door, at %s", lmtp, stageName(lmtp.Stage))
 	if milter.Action == lmtp.Action && milter.Reply == lmtp.Reply && milter.Stage == lmtp.Stage {
 		b.WriteString("; the milter alike)")
+	} else if milter.Action == reply.Pass && v.Status == lists.NotServed {
+		b.WriteString("; the milter lets it through at RCPT: not a domain of listgate's, Postfix decides)")
+	} else if milter.Action == reply.Pass {
+		b.WriteString("; the milter lets it through at RCPT)")
 	} else {
 		fmt.Fprintf(&b, "; milter at %s: %s)", stageName(milter.Stage), milter)
 	}

@@ -52,7 +52,7 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 		fmt.Fprintf(fs.Output(), "usage: listgate postfix [--postconf] [flags]\n"+
 			"       listgate postfix --check [flags] [FILE|-]\n\n"+
 			"Prints the main.cf settings that send the lists directory's domains to listgate,\n"+
-			"as main.cf lines or (--postconf) as commands: listgate postfix --postconf | sh\n\n"+
+			"as main.cf lines or (--postconf) as postconf -e commands to review and run:\n\n    listgate postfix --postconf > listgate.sh; less listgate.sh; sh -e listgate.sh\n\n"+
 			"With --check, reads main.cf or \"postconf -n\" output (FILE, - for stdin, or\n"+
 			"Postfix's own) and prints each setting that would let Postfix bounce a bogus\n"+
 			"list address, accept mail unchecked or lose mail while listgate is down, and\n"+
@@ -153,9 +153,9 @@ func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, s config.Setting
 	if lg.Delimiter != lists.DefaultDelimiter {
 		flags += " --recipient-delimiter " + s.RecipientDelimiter
 	}
-	what, how := "lines for Postfix's main.cf", "Append to /etc/postfix/main.cf, merging a parameter it already sets into one\nline (Postfix uses the last; --check flags both), or let postconf -e do it:\nlistgate postfix --postconf ... | sh."
+	what, how := "lines for Postfix's main.cf", "Set each in /etc/postfix/main.cf, editing the line of a parameter it\nalready sets rather than adding a second one (Postfix uses the last;\n--check names both), or let postconf -e do it: listgate postfix --postconf."
 	if f.postconf {
-		what, how = "commands that set Postfix's main.cf", "Run them as root (listgate postfix --postconf ... | sh): postconf -e\nreplaces a parameter main.cf already sets rather than repeating it. For\nanother Postfix instance, run them with MAIL_CONFIG=/etc/postfix-other."
+		what, how = "commands that set Postfix's main.cf", "Review them, then run them as root (sh -e FILE): postconf -e\nreplaces a parameter main.cf already sets rather than repeating it. For\nanother Postfix instance, run them with MAIL_CONFIG=/etc/postfix-other."
 	}
 	var b strings.Builder
 	comment := func(text string) {
