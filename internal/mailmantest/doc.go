@@ -84,7 +84,13 @@
 //
 // Its LMTP runner refuses RCPT TO for an unknown list or an unknown
 // sub-address with "550 Requested action not taken: mailbox unavailable"
-// (no enhanced status code), and accepts the rest; after DATA it answers
-// per recipient, adds Message-ID-Hash, X-Message-ID-Hash and X-MailFrom (the
-// envelope sender), and queues one entry per recipient.
+// (no enhanced status code), and accepts the rest. It cuts the local part
+// at the first "+" (verp_delimiter) before it looks for a sub-address, so
+// announce+anything@ is a post and announce-bounces+anne=example.net@ a
+// bounce, and it maps an alias_domain to its mail_host. After DATA it
+// answers per recipient, adds Message-ID-Hash, X-Message-ID-Hash and
+// X-MailFrom (the envelope sender; "<>" for the null sender), and queues
+// one entry per recipient: posts and -owner in queue/in, -request,
+// -join/-subscribe, -leave/-unsubscribe and -confirm in queue/command,
+// -bounces in queue/bounces.
 package mailmantest

@@ -397,7 +397,6 @@ func (m *Mailman) start() error {
 		}
 		if reap(m.pgid) || len(livePIDs(m.pgid)) == 0 {
 			failure = fmt.Errorf("mailmantest: mailman master -C %s exited during start", m.ConfigFile)
-			m.pgid = 0
 			return true
 		}
 		if !restOK {
