@@ -114,6 +114,7 @@ func TestSpoolQuarantineRetry(t *testing.T) {
 	sendTo(t, addr, "kept+x@example.org", "stays")
 	testutil.WaitFor(t, 10*time.Second, "the good one forwarded", func() bool { return hop.count("good") == 1 })
 	d.WaitLog(t, "forward refused: quarantined", "550 5.1.1")
+	d.WaitLog(t, "msg=forwarded", "list=q@example.org") // logged once out of new/
 
 	args := []string{"spool", "--config", os.DevNull, "--lists", listsDir, "--spool", spoolDir}
 	out, errOut, status := daemontest.Run(t, "", args...)
