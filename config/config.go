@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,6 +59,14 @@ type Settings struct {
 	ShutdownTimeout time.Duration // how long a shutdown waits for transactions
 	RescanInterval  time.Duration // the periodic full rescan; 0 is off
 
+	// DefaultNextHop is the next hop of a list whose list file and domain
+	// file name none (key default_next_hop); Unset means none.
+	DefaultNextHop      lists.NextHop
+	ForwardConcurrency  int           // forwards in flight per next hop
+	ForwardTimeout      time.Duration // one LMTP transaction or command run
+	ForwardScanInterval time.Duration // the forwarder's full scan of the spool
+	ForwardUnreadyAfter time.Duration // a next hop failing this long makes /readyz 503; 0: never
+
 	// File is the config file these settings were read from, "" if none.
 	File string
 
@@ -86,6 +95,11 @@ var keys = []key{
 	{"log_format", "text", "log `format`: text or json"},
 	{"shutdown_timeout", "30s", "how long a shutdown waits for transactions in flight (`duration`, must be positive)"},
 	{"rescan_interval", "5m", "period (`duration`) of the safety-net full rescan of the lists directory (NFS gives no events); 0 turns it off"},
+	{"default_next_hop", "none", "where accepted mail goes when neither its list file nor its domain file says (`next hop`): none, lmtp:inet:host:port, lmtp:unix:/path or exec:/path/to/command args"},
+	{"forward_concurrency", "4", "forwards in flight to one next hop (`number`)"},
+	{"forward_timeout", "10m", "longest LMTP transaction or command run of one forward (`duration`); past it, the forward is tried again later"},
+	{"forward_scan_interval", "1m", "period (`duration`) of the forwarder's full scan of the spool, which finds mail no delivery announced (after a crash, `listgate spool retry`)"},
+	{"forward_unready_after", "10m", "a next hop failing for this long (`duration`) makes /readyz answer 503; 0: never"},
 }
 
 func lookup(name string) (key, bool) {
@@ -157,6 +171,35 @@ func (s *Settings) set(name, v string) error {
 			return errors.New("want text or json")
 		}
 		s.LogFormat = v
+	case "default_next_hop":
+		h, err := lists.ParseNextHop(v)
+		if err != nil {
+			return err
+		}
+		s.DefaultNextHop = h
+	case "forward_concurrency":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return errors.New("want a whole number from 1 to 1000")
+		}
+		s.ForwardConcurrency = n
+	case "forward_timeout", "forward_scan_interval", "forward_unready_after":
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("want a duration such as 30s or 5m")
+		}
+		switch {
+		case name == "forward_unready_after" && d < 0:
+			return errors.New("must not be negative (0: never)")
+		case name != "forward_unready_after" && d <= 0:
+			return errors.New("must be positive")
+		case name == "forward_timeout":
+			s.ForwardTimeout = d
+		case name == "forward_scan_interval":
+			s.ForwardScanInterval = d
+		default:
+			s.ForwardUnreadyAfter = d
+		}
 	case "shutdown_timeout", "rescan_interval":
 		d, err := time.ParseDuration(v)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/postconf"
 )
 
@@ -43,6 +44,11 @@ log_level = "debug"
 log_format = "json"
 shutdown_timeout = "5s"
 rescan_interval = "0s"
+default_next_hop = "lmtp:unix:/run/mailman3/lmtp"
+forward_concurrency = 2
+forward_timeout = "2m"
+forward_scan_interval = "30s"
+forward_unready_after = "0s"
 `, func(t *testing.T, s Settings) {
 			want := Settings{
 				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool",
@@ -51,6 +57,8 @@ rescan_interval = "0s"
 				Metrics:        postconf.Endpoint{Network: "tcp", Address: "[::1]:9100"},
 				MaxMessageSize: 10_000_000, Hostname: "mx.example.org", LogLevel: -4, LogFormat: "json",
 				ShutdownTimeout: 5 * time.Second, RescanInterval: 0, File: "/etc/lg/listgate.toml",
+				DefaultNextHop:     lists.NextHop{Transport: lists.LMTP, Endpoint: postconf.Endpoint{Network: "unix", Address: "/run/mailman3/lmtp"}},
+				ForwardConcurrency: 2, ForwardTimeout: 2 * time.Minute, ForwardScanInterval: 30 * time.Second,
 			}
 			s.origin = nil
 			if !reflect.DeepEqual(s, want) {
@@ -94,6 +102,12 @@ rescan_interval = "0s"
 		{"negative duration", "rescan_interval = \"-1s\"\n", nil, `listgate.toml:1: rescan_interval "-1s": must not be negative (0 turns the rescan off)`},
 		{"zero shutdown timeout", "shutdown_timeout = \"0s\"\n", nil, `listgate.toml:1: shutdown_timeout "0s": must be positive`},
 		{"bad duration", "shutdown_timeout = \"soon\"\n", nil, `listgate.toml:1: shutdown_timeout "soon": want a duration such as 30s or 5m`},
+		{"bad next hop", "\ndefault_next_hop = \"smtp:x\"\n", nil, `listgate.toml:2: default_next_hop "smtp:x": want none, lmtp:inet:host:port, lmtp:unix:/path or exec:/path/to/command`},
+		{"relative exec", "default_next_hop = \"exec:mlmmj-receive\"\n", nil, `listgate.toml:1: default_next_hop "exec:mlmmj-receive": the command "mlmmj-receive" must be an absolute path`},
+		{"zero concurrency", "forward_concurrency = 0\n", nil, `listgate.toml:1: forward_concurrency: want a whole number from 1 to 1000`},
+		{"concurrency as a float", "forward_concurrency = 1.5\n", nil, `listgate.toml:1: forward_concurrency: want an integer, got a float`},
+		{"negative unready", "forward_unready_after = \"-1s\"\n", nil, `listgate.toml:1: forward_unready_after "-1s": must not be negative (0: never)`},
+		{"zero scan", "forward_scan_interval = \"0s\"\n", nil, `listgate.toml:1: forward_scan_interval "0s": must be positive`},
 		{"empty lists", "lists = \"\"\n", nil, `listgate.toml:1: lists: empty: name a directory`},
 		{"dash delimiter", "recipient_delimiter = \"+-\"\n", nil, `listgate.toml:1: recipient_delimiter "+-": '-' separates a list from its sub-address`},
 		{"bad log level", "log_level = \"loud\"\n", nil, `listgate.toml:1: log_level "loud": want debug, info, warn or error`},

@@ -6,7 +6,10 @@
 // serves, so a busy port fails the start and no door is left half up. Run
 // serves until its context ends or a door fails, then shuts down
 // gracefully: every listener closes, each transaction in flight finishes
-// (up to Settings.ShutdownTimeout), idle sessions are closed. Signals stay
+// (up to Settings.ShutdownTimeout), idle sessions are closed. With the
+// LMTP door on, a forwarder (package forward) hands the spool's mail to
+// each list's next hop; a shutdown lets its forwards in flight finish
+// within the same timeout. Signals stay
 // with the caller: `listgate serve` turns SIGHUP into Rescan and SIGTERM
 // into the end of Run's context.
 package daemon
@@ -21,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/listgate/listgate/config"
+	"github.com/listgate/listgate/forward"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/lmtp"
 	"github.com/listgate/listgate/milter"
@@ -53,7 +58,8 @@ type Daemon struct {
 	cfg     Config
 	log     *slog.Logger
 	watcher *lists.Watcher
-	spool   *spool.Spool // nil when the LMTP door is off
+	spool   *spool.Spool       // nil when the LMTP door is off
+	fwd     *forward.Forwarder // hands the spool's mail on; nil with the spool
 	doors   []*door
 	probe   probe
 
@@ -121,7 +127,14 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("%s: %w", s.Origin("lists"), err)
 	}
 	if config.On(s.LMTP) {
-		d.spool, err = spool.New(spool.Options{Dir: s.Spool, Hostname: s.Hostname, Logger: log})
+		d.fwd, err = forward.New(forward.Options{
+			Spool: filepath.Clean(s.Spool), Lists: d.watcher, Default: s.DefaultNextHop, Hostname: s.Hostname,
+			Concurrency: s.ForwardConcurrency, Timeout: s.ForwardTimeout, ScanInterval: s.ForwardScanInterval,
+			UnreadyAfter: unready(s.ForwardUnreadyAfter), Logger: log, Registerer: reg,
+		})
+		if err == nil {
+			d.spool, err = spool.New(spool.Options{Dir: s.Spool, Hostname: s.Hostname, Logger: log, Delivered: d.fwd.Notify})
+		}
 		if err != nil {
 			d.watcher.Close()
 			return nil, fmt.Errorf("%s: %w", s.Origin("spool"), err)
@@ -198,6 +211,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("%s door: %w", dr.name, err)
 		}()
 	}
+	if d.fwd != nil {
+		d.fwd.Start()
+	}
 	d.log.Info("listgate started", "version", d.cfg.Version, "lists", d.cfg.Lists, "spool", d.cfg.Spool,
 		"lists_count", len(d.watcher.Snapshot().Lists()))
 
@@ -224,6 +240,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		})
 	}
+	if d.fwd != nil {
+		wg.Go(func() {
+			if err := d.fwd.Shutdown(sctx); err != nil {
+				d.log.Error("shutdown: forwards still in flight were interrupted; they go again at the next start", "door", "forward", "err", err)
+			}
+		})
+	}
 	wg.Wait()
 	for ; pending > 0; pending-- {
 		<-errc // every Serve has returned: no goroutine outlives Run
@@ -247,6 +270,15 @@ func (d *Daemon) Close() {
 			d.watcher.Close()
 		}
 	})
+}
+
+// unready turns forward_unready_after (0: never) into
+// forward.Options.UnreadyAfter (negative: never).
+func unready(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // isClosed reports whether err only says that a door was shut down.

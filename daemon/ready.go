@@ -78,11 +78,15 @@ func (d *Daemon) notReady() []string {
 			why = append(why, fmt.Sprintf("spool %s: not writable: %v", d.probe.dir, err))
 		}
 	}
+	if d.fwd != nil {
+		why = append(why, d.fwd.NotReady()...)
+	}
 	return why
 }
 
 // readyz answers 200 "ok" when the daemon is ready (every door serving,
-// lists loaded, spool writable), else 503 with one line per reason.
+// lists loaded, spool writable, no next hop failing for longer than
+// forward_unready_after), else 503 with one line per reason.
 // Problems in list files do not make it unready (the doors tempfail those
 // lists alone); the body counts them.
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -33,6 +33,13 @@ type List struct {
 	// MaxMessageSize is the largest post in bytes (key
 	// `max_message_size`); 0 means only the global limit applies.
 	MaxMessageSize int64
+	// NextHop is where the list's accepted mail goes (key `next_hop`);
+	// Unset means the domain file's, else the default_next_hop setting.
+	NextHop NextHop
+	// Keep, when set (key `keep`), says whether a forwarded message is
+	// kept in cur/ (true) or removed (false); nil means the domain
+	// file's, else removed.
+	Keep *bool
 }
 
 // Domain is a served domain as its domain file (`@domain`) declares it.
@@ -43,6 +50,10 @@ type Domain struct {
 	File string
 	// Aliases are alias domains: every list of Name also answers at each.
 	Aliases []string
+	// NextHop and Keep are the defaults of the domain's lists (keys
+	// `next_hop` and `keep`); a list file's own setting wins.
+	NextHop NextHop
+	Keep    *bool
 }
 
 // listFile is the TOML schema of a list file. Unknown keys are errors.
@@ -51,12 +62,16 @@ type listFile struct {
 	ListID         string   `toml:"list_id"`
 	Aliases        []string `toml:"aliases"`
 	MaxMessageSize any      `toml:"max_message_size"`
+	NextHop        string   `toml:"next_hop"`
+	Keep           *bool    `toml:"keep"`
 }
 
 // domainFile is the TOML schema of a domain file.
 type domainFile struct {
 	Description string   `toml:"description"`
 	Aliases     []string `toml:"aliases"`
+	NextHop     string   `toml:"next_hop"`
+	Keep        *bool    `toml:"keep"`
 }
 
 // FileError is a problem with one file of the lists directory. Its message
@@ -139,10 +154,14 @@ var (
 		"list_id":          "a string",
 		"aliases":          "an array of address strings",
 		"max_message_size": "an integer or a string such as \"10MB\"",
+		"next_hop":         "a string such as \"lmtp:inet:127.0.0.1:8024\"",
+		"keep":             "a boolean",
 	}
 	domainKeyTypes = map[string]string{
 		"description": "a string",
 		"aliases":     "an array of domain strings",
+		"next_hop":    "a string such as \"lmtp:inet:127.0.0.1:8024\"",
+		"keep":        "a boolean",
 	}
 )
 
@@ -181,6 +200,11 @@ func parseList(path, addr string, data []byte, delims string) (*List, error) {
 		}
 		l.MaxMessageSize = n
 	}
+	hop, err := parseNextHopKey(path, data, f.NextHop)
+	if err != nil {
+		return nil, err
+	}
+	l.NextHop, l.Keep = hop, f.Keep
 	return l, nil
 }
 
@@ -191,7 +215,11 @@ func parseDomain(path, name string, data []byte) (*Domain, error) {
 	if err := decodeStrict(path, data, &f, domainKeyTypes); err != nil {
 		return nil, err
 	}
-	d := &Domain{Name: name, File: path}
+	d := &Domain{Name: name, File: path, Keep: f.Keep}
+	var err error
+	if d.NextHop, err = parseNextHopKey(path, data, f.NextHop); err != nil {
+		return nil, err
+	}
 	for i, a := range f.Aliases {
 		c, err := canonicalDomain(strings.TrimPrefix(a, "@"))
 		if err != nil {
@@ -202,6 +230,16 @@ func parseDomain(path, name string, data []byte) (*Domain, error) {
 		}
 	}
 	return d, nil
+}
+
+// parseNextHopKey parses the value v of the key next_hop of the file at
+// path, placing an error on its line.
+func parseNextHopKey(path string, data []byte, v string) (NextHop, error) {
+	h, err := ParseNextHop(v)
+	if err != nil {
+		return NextHop{}, &FileError{File: path, Line: valueLine(data, "next_hop", -1), Err: fmt.Errorf("next_hop %q: %w", v, err)}
+	}
+	return h, nil
 }
 
 // valueLine returns the 1-based line of the value of the top-level key in

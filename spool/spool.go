@@ -79,6 +79,11 @@ type Options struct {
 	// operating system had returned it (the step is not performed). For
 	// fault-injection tests.
 	Fault func(op Op, path string) error
+	// Delivered, if set, is called after each successful delivery, once
+	// the message is durable, with the folder it went to
+	// (SPOOL/<domain>/<local>/<kind>): the forwarder's cue to pick it up
+	// at once. It must not block.
+	Delivered func(folder string)
 }
 
 // kinds are the folder names a list has in the spool, one per kind of
@@ -98,6 +103,7 @@ type Spool struct {
 	log      *slog.Logger
 	now      func() time.Time
 	fault    func(Op, string) error
+	notify   func(string)
 
 	counter atomic.Uint64 // the Q part of file names
 	ready   sync.Map      // folder path -> struct{}: made and flushed
@@ -137,6 +143,7 @@ func New(opts Options) (*Spool, error) {
 		log:      opts.Logger,
 		now:      opts.Now,
 		fault:    opts.Fault,
+		notify:   opts.Delivered,
 	}
 	if s.hostname == "" {
 		s.hostname, _ = os.Hostname()
@@ -275,6 +282,9 @@ func (s *Spool) Deliver(m *Message, env Envelope) (path string, err error) {
 	}
 	s.log.Debug("stored", "rcpt", env.Rcpt, "list", env.Local+"@"+env.Domain,
 		"kind", env.Kind, "file", path, "file_bytes", size)
+	if s.notify != nil {
+		s.notify(folder)
+	}
 	return path, nil
 }
 

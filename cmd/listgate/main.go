@@ -8,6 +8,7 @@
 //	listgate check [flags] ADDR...  print the verdict for each address
 //	listgate lists [flags]          print every list and every problem
 //	listgate postfix [flags]        print Postfix settings (--postconf: as postconf -e commands; --check: judge main.cf)
+//	listgate spool [retry] [flags]  print the forwarding backlog and quarantine; retry: send quarantined mail again
 //	listgate version                print the version
 //
 // Every command reads its settings from /etc/listgate/listgate.toml (or
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		status, err = listLists(rest, stdout, stderr)
 	case "postfix":
 		status, err = postfixCmd(rest, os.Stdin, stdout, stderr)
+	case "spool":
+		err = spoolCmd(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "-help", "--help":
@@ -91,6 +94,7 @@ commands:
   check ADDRESS... print the verdict for each address (exit 1 if any is refused)
   lists            print every list, its addresses, and every problem (exit 1 if any)
   postfix          print Postfix settings (--postconf: postconf -e commands); --check judges Postfix's configuration
+  spool [retry]    print each list's next hop, backlog and quarantine; retry [LIST|all] sends quarantined mail again
   version          print the version, the VCS revision and its commit time
 
 Settings come from /etc/listgate/listgate.toml (or --config FILE); flags
