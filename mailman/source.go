@@ -136,7 +136,7 @@ type Source struct {
 func New(opts Options) (*Source, error) {
 	base, user, pass, err := parseURL(opts.URL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mailman URL %s: %w", Redact(opts.URL), err)
 	}
 	if opts.Credentials != "" {
 		var ok bool
@@ -194,12 +194,13 @@ func New(opts Options) (*Source, error) {
 	return s, nil
 }
 
-// parseURL checks a REST base URL and splits off its credentials.
+// parseURL checks a REST base URL and splits off its credentials. Its
+// errors say what is wrong, without the URL.
 func parseURL(raw string) (base *url.URL, user, pass string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse's error quotes the URL, credentials and all.
-		return nil, "", "", fmt.Errorf("mailman URL %s: not a URL", Redact(raw))
+		return nil, "", "", errors.New("not a URL")
 	}
 	if u.User != nil {
 		user = u.User.Username()
@@ -208,17 +209,30 @@ func parseURL(raw string) (base *url.URL, user, pass string, err error) {
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, "", "", fmt.Errorf("mailman URL %s: want http:// or https://", u.Redacted())
+		return nil, "", "", errors.New("want http:// or https://")
 	case u.Host == "":
-		return nil, "", "", fmt.Errorf("mailman URL %s: no host", u.Redacted())
+		return nil, "", "", errors.New("no host")
 	case strings.Trim(u.Path, "/") == "":
-		return nil, "", "", fmt.Errorf("mailman URL %s: name the API version, e.g. %s://%s/3.1", u.Redacted(), u.Scheme, u.Host)
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, "", "", fmt.Errorf("mailman URL %s: no query or fragment, please", u.Redacted())
+		return nil, "", "", fmt.Errorf("name the API version, e.g. %s://%s/3.1", u.Scheme, u.Host)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return nil, "", "", errors.New("no query or fragment, please")
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	return u, user, pass, nil
+}
+
+// CheckURL checks a REST base URL as New does. Its error says what is
+// wrong, without the URL (which may hold a password).
+func CheckURL(raw string) error {
+	_, _, _, err := parseURL(raw)
+	return err
+}
+
+// HasCredentials reports whether the URL raw holds user information.
+func HasCredentials(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.User != nil
 }
 
 // Redact returns a Mailman URL without its user information, for logs
