@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/mailman"
 	"github.com/listgate/listgate/postconf"
 )
 
@@ -58,6 +59,16 @@ type Settings struct {
 	ShutdownTimeout time.Duration // how long a shutdown waits for transactions
 	RescanInterval  time.Duration // the periodic full rescan; 0 is off
 
+	// Mailman is GNU Mailman 3 core's REST base URL (key mailman); ""
+	// is off. It may hold credentials: show it only through
+	// mailman.Redact.
+	Mailman                string
+	MailmanCredentialsFile string            // user:password for Mailman's REST API
+	MailmanPollInterval    time.Duration     // how often Mailman's lists are read
+	MailmanLMTP            postconf.Endpoint // next hop of Mailman's lists, if not Mailman's own
+	MailmanDomains         []string          // Mailman's domains, known before it first answers
+	MailmanUnreadyAfter    time.Duration     // Mailman unreached this long: /readyz 503; 0 never
+
 	// File is the config file these settings were read from, "" if none.
 	File string
 
@@ -86,6 +97,12 @@ var keys = []key{
 	{"log_format", "text", "log `format`: text or json"},
 	{"shutdown_timeout", "30s", "how long a shutdown waits for transactions in flight (`duration`, must be positive)"},
 	{"rescan_interval", "5m", "period (`duration`) of the safety-net full rescan of the lists directory (NFS gives no events); 0 turns it off"},
+	{"mailman", "", "GNU Mailman 3 core's REST `URL` with its API version, e.g. http://127.0.0.1:8001/3.1: serve Mailman's lists as if list files declared them (docs/mailman.md); credentials as user:password@ or in mailman_credentials_file"},
+	{"mailman_credentials_file", "", "`file` holding Mailman's REST user:password ([webservice] admin_user and admin_pass); must not be readable by every user"},
+	{"mailman_poll_interval", "5s", "how often (`duration`) Mailman's lists are read: a list created in Mailman is accepted within it"},
+	{"mailman_lmtp", "", "next hop `address` of Mailman's lists (inet:host:port or unix:/path), instead of the LMTP runner Mailman's REST API names"},
+	{"mailman_domains", "", "Mailman's mail `domains`, comma-separated: served before Mailman first answers (with no cache), their unknown addresses tempfailing"},
+	{"mailman_unready_after", "10m", "Mailman not reached for this long (`duration`) makes /readyz answer 503 (listgate serves its last good lists meanwhile); 0: never"},
 }
 
 func lookup(name string) (key, bool) {
@@ -157,6 +174,43 @@ func (s *Settings) set(name, v string) error {
 			return errors.New("want text or json")
 		}
 		s.LogFormat = v
+	case "mailman":
+		if v != "" {
+			if err := mailman.CheckURL(v); err != nil {
+				return err
+			}
+		}
+		s.Mailman = v
+	case "mailman_credentials_file":
+		s.MailmanCredentialsFile = v
+	case "mailman_lmtp":
+		ep, _, err := postconf.ParseEndpoint(strings.TrimPrefix(flagName(name), "--"), v)
+		if err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), fmt.Sprintf("%s %q: ", flagName(name), v)))
+		}
+		s.MailmanLMTP = ep
+	case "mailman_domains":
+		s.MailmanDomains = nil
+		for d := range strings.FieldsFuncSeq(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			if _, err := lists.CanonicalDomain(d); err != nil {
+				return err
+			}
+			s.MailmanDomains = append(s.MailmanDomains, d)
+		}
+	case "mailman_poll_interval", "mailman_unready_after":
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return errors.New("want a duration such as 5s or 10m")
+		case name == "mailman_poll_interval" && d <= 0:
+			return errors.New("must be positive")
+		case d < 0:
+			return errors.New("must not be negative (0: never)")
+		case name == "mailman_poll_interval":
+			s.MailmanPollInterval = d
+		default:
+			s.MailmanUnreadyAfter = d
+		}
 	case "shutdown_timeout", "rescan_interval":
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -326,6 +380,14 @@ func (s *Settings) absPaths() error {
 	}
 	if err := abs("spool", &s.Spool); err != nil {
 		return err
+	}
+	if err := abs("mailman_credentials_file", &s.MailmanCredentialsFile); err != nil {
+		return err
+	}
+	if s.MailmanLMTP.Network == "unix" {
+		if err := abs("mailman_lmtp", &s.MailmanLMTP.Address); err != nil {
+			return err
+		}
 	}
 	for _, key := range []string{"lmtp", "milter", "policy", "socketmap", "metrics"} {
 		if e := s.Endpoint(key); e.Network == "unix" {

@@ -43,6 +43,12 @@ log_level = "debug"
 log_format = "json"
 shutdown_timeout = "5s"
 rescan_interval = "0s"
+mailman = "http://restadmin:s3cret@127.0.0.1:8001/3.1"
+mailman_credentials_file = ""
+mailman_poll_interval = "2s"
+mailman_lmtp = "inet:127.0.0.1:8026"
+mailman_domains = ["example.org", "bücher.example"]
+mailman_unready_after = "0s"
 `, func(t *testing.T, s Settings) {
 			want := Settings{
 				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool",
@@ -51,6 +57,9 @@ rescan_interval = "0s"
 				Metrics:        postconf.Endpoint{Network: "tcp", Address: "[::1]:9100"},
 				MaxMessageSize: 10_000_000, Hostname: "mx.example.org", LogLevel: -4, LogFormat: "json",
 				ShutdownTimeout: 5 * time.Second, RescanInterval: 0, File: "/etc/lg/listgate.toml",
+				Mailman: "http://restadmin:s3cret@127.0.0.1:8001/3.1", MailmanPollInterval: 2 * time.Second,
+				MailmanLMTP:    postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8026"},
+				MailmanDomains: []string{"example.org", "bücher.example"},
 			}
 			s.origin = nil
 			if !reflect.DeepEqual(s, want) {
