@@ -83,3 +83,9 @@ func joinStrings(a []any) (string, error) {
 	}
 	return out, nil
 }
+
+// MailmanKeys are the keys the one-shot commands (check, lists, postfix)
+// read Mailman's lists with.
+func MailmanKeys() []string {
+	return []string{"mailman", "mailman_credentials_file", "mailman_lmtp", "mailman_domains"}
+}
