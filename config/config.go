@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/mailman"
 	"github.com/listgate/listgate/postconf"
 )
 
@@ -66,6 +67,15 @@ type Settings struct {
 	ForwardTimeout      time.Duration // one LMTP transaction or command run
 	ForwardScanInterval time.Duration // the forwarder's full scan of the spool
 	ForwardUnreadyAfter time.Duration // a next hop failing this long makes /readyz 503; 0: never
+	// Mailman is GNU Mailman 3 core's REST base URL (key mailman); ""
+	// is off. It may hold credentials: show it only through
+	// mailman.Redact.
+	Mailman                string
+	MailmanCredentialsFile string            // user:password for Mailman's REST API
+	MailmanPollInterval    time.Duration     // how often Mailman's lists are read
+	MailmanLMTP            postconf.Endpoint // next hop of Mailman's lists, if not Mailman's own
+	MailmanDomains         []string          // Mailman's domains, known before it first answers
+	MailmanUnreadyAfter    time.Duration     // Mailman unreached this long: /readyz 503; 0 never
 
 	// File is the config file these settings were read from, "" if none.
 	File string
@@ -100,6 +110,12 @@ var keys = []key{
 	{"forward_timeout", "10m", "longest LMTP transaction or command run of one forward (`duration`); past it, the forward is tried again later"},
 	{"forward_scan_interval", "1m", "period (`duration`) of the forwarder's full scan of the spool, which finds mail no delivery announced (after a crash, `listgate spool retry`)"},
 	{"forward_unready_after", "10m", "a next hop failing for this long (`duration`) makes /readyz answer 503; 0: never"},
+	{"mailman", "", "GNU Mailman 3 core's REST `URL` with its API version, e.g. http://127.0.0.1:8001/3.1: serve Mailman's lists as if list files declared them (docs/mailman.md); credentials as user:password@ or in mailman_credentials_file"},
+	{"mailman_credentials_file", "", "`file` holding Mailman's REST user:password ([webservice] admin_user and admin_pass); must not be readable by every user"},
+	{"mailman_poll_interval", "5s", "how often (`duration`) Mailman's lists are read: a list created in Mailman is accepted within it"},
+	{"mailman_lmtp", "", "next hop `address` of Mailman's lists (inet:host:port or unix:/path), instead of the LMTP runner Mailman's REST API names"},
+	{"mailman_domains", "", "Mailman's mail `domains`, comma-separated: served before Mailman first answers (with no cache), their unknown addresses tempfailing"},
+	{"mailman_unready_after", "10m", "Mailman not reached for this long (`duration`) makes /readyz answer 503 (listgate serves its last good lists meanwhile); 0: never"},
 }
 
 func lookup(name string) (key, bool) {
@@ -199,6 +215,43 @@ func (s *Settings) set(name, v string) error {
 			s.ForwardScanInterval = d
 		default:
 			s.ForwardUnreadyAfter = d
+		}
+	case "mailman":
+		if v != "" {
+			if err := mailman.CheckURL(v); err != nil {
+				return err
+			}
+		}
+		s.Mailman = v
+	case "mailman_credentials_file":
+		s.MailmanCredentialsFile = v
+	case "mailman_lmtp":
+		ep, _, err := postconf.ParseEndpoint(strings.TrimPrefix(flagName(name), "--"), v)
+		if err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), fmt.Sprintf("%s %q: ", flagName(name), v)))
+		}
+		s.MailmanLMTP = ep
+	case "mailman_domains":
+		s.MailmanDomains = nil
+		for d := range strings.FieldsFuncSeq(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			if _, err := lists.CanonicalDomain(d); err != nil {
+				return err
+			}
+			s.MailmanDomains = append(s.MailmanDomains, d)
+		}
+	case "mailman_poll_interval", "mailman_unready_after":
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return errors.New("want a duration such as 5s or 10m")
+		case name == "mailman_poll_interval" && d <= 0:
+			return errors.New("must be positive")
+		case d < 0:
+			return errors.New("must not be negative (0: never)")
+		case name == "mailman_poll_interval":
+			s.MailmanPollInterval = d
+		default:
+			s.MailmanUnreadyAfter = d
 		}
 	case "shutdown_timeout", "rescan_interval":
 		d, err := time.ParseDuration(v)
@@ -369,6 +422,14 @@ func (s *Settings) absPaths() error {
 	}
 	if err := abs("spool", &s.Spool); err != nil {
 		return err
+	}
+	if err := abs("mailman_credentials_file", &s.MailmanCredentialsFile); err != nil {
+		return err
+	}
+	if s.MailmanLMTP.Network == "unix" {
+		if err := abs("mailman_lmtp", &s.MailmanLMTP.Address); err != nil {
+			return err
+		}
 	}
 	for _, key := range []string{"lmtp", "milter", "policy", "socketmap", "metrics"} {
 		if e := s.Endpoint(key); e.Network == "unix" {

@@ -49,6 +49,12 @@ forward_concurrency = 2
 forward_timeout = "2m"
 forward_scan_interval = "30s"
 forward_unready_after = "0s"
+mailman = "http://restadmin:s3cret@127.0.0.1:8001/3.1"
+mailman_credentials_file = ""
+mailman_poll_interval = "2s"
+mailman_lmtp = "inet:127.0.0.1:8026"
+mailman_domains = ["example.org", "bücher.example"]
+mailman_unready_after = "0s"
 `, func(t *testing.T, s Settings) {
 			want := Settings{
 				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool",
@@ -59,6 +65,9 @@ forward_unready_after = "0s"
 				ShutdownTimeout: 5 * time.Second, RescanInterval: 0, File: "/etc/lg/listgate.toml",
 				DefaultNextHop:     lists.NextHop{Transport: lists.LMTP, Endpoint: postconf.Endpoint{Network: "unix", Address: "/run/mailman3/lmtp"}},
 				ForwardConcurrency: 2, ForwardTimeout: 2 * time.Minute, ForwardScanInterval: 30 * time.Second,
+				Mailman: "http://restadmin:s3cret@127.0.0.1:8001/3.1", MailmanPollInterval: 2 * time.Second,
+				MailmanLMTP:    postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8026"},
+				MailmanDomains: []string{"example.org", "bücher.example"},
 			}
 			s.origin = nil
 			if !reflect.DeepEqual(s, want) {

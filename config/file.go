@@ -78,7 +78,7 @@ func Parse(path string, data []byte) (Settings, error) {
 		if err != nil {
 			e := &Error{File: path, Line: line, Key: name, Err: err}
 			if str, ok := values[name].(string); ok {
-				e.Value = str
+				e.Value = shown(name, str)
 			}
 			return Settings{}, e
 		}
@@ -96,25 +96,31 @@ func fileValue(name string, v any, dir string) (string, error) {
 	if n, ok := v.(int64); ok && (name == "max_message_size" || name == "forward_concurrency") {
 		return strconv.FormatInt(n, 10), nil
 	}
+	if a, ok := v.([]any); ok && name == "mailman_domains" {
+		return joinStrings(a)
+	}
 	str, ok := v.(string)
 	if !ok {
 		want := "a string"
 		switch name {
 		case "max_message_size":
 			want = `bytes (an integer) or a string such as "10MB"`
-		case "shutdown_timeout", "rescan_interval", "forward_timeout", "forward_scan_interval", "forward_unready_after":
+		case "shutdown_timeout", "rescan_interval", "forward_timeout", "forward_scan_interval", "forward_unready_after",
+			"mailman_poll_interval", "mailman_unready_after":
 			want = `a string such as "30s" or "5m"`
 		case "forward_concurrency":
 			want = "an integer"
+		case "mailman_domains":
+			want = "an array of domain strings"
 		}
 		return "", fmt.Errorf("want %s, got %s", want, tomlType(v))
 	}
 	switch name {
-	case "lists", "spool":
+	case "lists", "spool", "mailman_credentials_file":
 		if str != "" && !filepath.IsAbs(str) {
 			str = filepath.Join(dir, str)
 		}
-	case "lmtp", "milter", "policy", "socketmap", "metrics":
+	case "lmtp", "milter", "policy", "socketmap", "metrics", "mailman_lmtp":
 		if p, ok := strings.CutPrefix(str, "unix:"); ok && p != "" && !filepath.IsAbs(p) {
 			str = "unix:" + filepath.Join(dir, p)
 		}

@@ -90,7 +90,7 @@ func (f *Flags) Settings() (Settings, error) {
 	}
 	for _, g := range f.given {
 		if err := s.set(g.name, g.value); err != nil {
-			return Settings{}, &Error{Key: flagName(g.name), Value: g.value, Err: err}
+			return Settings{}, &Error{Key: flagName(g.name), Value: shown(g.name, g.value), Err: err}
 		}
 		s.setOrigin(g.name, flagName(g.name))
 	}

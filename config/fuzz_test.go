@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/listgate/listgate/mailman"
 )
 
 // FuzzParse parses arbitrary config files. A file either fails with one
@@ -25,6 +27,9 @@ func FuzzParse(f *testing.F) {
 			if lines := bytes.Count(data, []byte("\n")) + 1; e.Line < 0 || e.Line > lines {
 				t.Errorf("error %q: line %d outside the file's %d lines", err, e.Line, lines)
 			}
+			if e.Key == "mailman" && mailman.HasCredentials(e.Value) {
+				t.Errorf("error %q shows the mailman URL's credentials", err)
+			}
 			return
 		}
 		var m map[string]any
@@ -42,7 +47,8 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		if s.Lists == "" || s.Spool == "" || s.MaxMessageSize <= 0 || s.ShutdownTimeout <= 0 || s.RescanInterval < 0 ||
-			(s.LogFormat != "text" && s.LogFormat != "json") || checkDelimiter(s.RecipientDelimiter) != nil {
+			(s.LogFormat != "text" && s.LogFormat != "json") || checkDelimiter(s.RecipientDelimiter) != nil ||
+			s.MailmanPollInterval <= 0 || s.MailmanUnreadyAfter < 0 || (s.Mailman != "" && mailman.CheckURL(s.Mailman) != nil) {
 			t.Errorf("settings %+v", s)
 		}
 	})

@@ -37,6 +37,7 @@ import (
 	"github.com/listgate/listgate/forward"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/lmtp"
+	"github.com/listgate/listgate/mailman"
 	"github.com/listgate/listgate/milter"
 	"github.com/listgate/listgate/postconf"
 	"github.com/listgate/listgate/spool"
@@ -60,6 +61,7 @@ type Daemon struct {
 	watcher *lists.Watcher
 	spool   *spool.Spool       // nil when the LMTP door is off
 	fwd     *forward.Forwarder // hands the spool's mail on; nil with the spool
+	mailman *mailman.Source    // nil without the mailman setting
 	doors   []*door
 	probe   probe
 
@@ -117,9 +119,12 @@ func New(cfg Config) (*Daemon, error) {
 	if rescan == 0 {
 		rescan = -1 // lists.WatchOptions: negative is off, 0 the default
 	}
+	if err := d.newMailman(reg); err != nil {
+		return nil, err
+	}
 	var err error
 	d.watcher, err = lists.Watch(s.Lists, lists.WatchOptions{
-		Options: s.ListsOptions(), Logger: log, Registerer: reg, Rescan: rescan,
+		Options: d.listsOptions(), Logger: log, Registerer: reg, Rescan: rescan,
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s %s: the directory does not exist; create it (one file per list) or name another", s.Origin("lists"), s.Lists)
@@ -214,6 +219,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.fwd != nil {
 		d.fwd.Start()
 	}
+	stopMailman := d.runMailman()
 	d.log.Info("listgate started", "version", d.cfg.Version, "lists", d.cfg.Lists, "spool", d.cfg.Spool,
 		"lists_count", len(d.watcher.Snapshot().Lists()))
 
@@ -248,6 +254,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	stopMailman()
 	for ; pending > 0; pending-- {
 		<-errc // every Serve has returned: no goroutine outlives Run
 	}

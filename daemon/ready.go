@@ -81,7 +81,7 @@ func (d *Daemon) notReady() []string {
 	if d.fwd != nil {
 		why = append(why, d.fwd.NotReady()...)
 	}
-	return why
+	return append(why, d.mailmanNotReady()...)
 }
 
 // readyz answers 200 "ok" when the daemon is ready (every door serving,
@@ -95,6 +95,9 @@ func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "not ready: "+strings.Join(why, "\nnot ready: ")+"\n")
 		return
+	}
+	if note := d.mailmanNote(); note != "" {
+		defer fmt.Fprintf(w, "note: %s\n", note) // after the ok line
 	}
 	if ps := d.watcher.Snapshot().Problems(); len(ps) > 0 {
 		noun := "problems"

@@ -29,6 +29,8 @@ type entry struct {
 	list *List   // last good settings, nil if the file never parsed
 	dom  *Domain // likewise for a domain file
 	err  *FileError
+
+	ext *externalItem // what an External's entry was made from; nil for a directory entry
 }
 
 // fileID identifies a file's content cheaply: a changed file almost always
@@ -197,6 +199,9 @@ type Options struct {
 	// recipient_delimiter: an extension starts at the first of any of
 	// them. Empty means DefaultDelimiter; "none" turns extensions off.
 	Delimiters string
+	// External, if set, is merged into the snapshot: lists and domains
+	// from GNU Mailman, say. A Watcher takes later sets by SetExternal.
+	External *External
 }
 
 func (o Options) delims() string {
@@ -217,5 +222,6 @@ func Load(dir string, opts Options) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	entries = withExternal(entries, opts.External, opts.delims(), nil)
 	return build(entries, opts.delims(), 1), nil
 }

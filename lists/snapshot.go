@@ -100,11 +100,14 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 	s := &Snapshot{gen: gen, delims: delims, domains: make(map[string]*domainIndex), entries: entries,
 		claims: make(map[string]bool)}
 	byAddr := make(map[string][]*entry, len(entries))
+	var extDomains []*entry
 	for _, e := range entries {
 		if e.err != nil {
 			s.problems = append(s.problems, e.err)
 		}
-		if e.kind == nameList || e.kind == nameDomain {
+		if e.kind == nameDomain && e.ext != nil {
+			extDomains = append(extDomains, e) // no conflict with a domain file: merged below
+		} else if e.kind == nameList || e.kind == nameDomain {
 			byAddr[e.addr] = append(byAddr[e.addr], e)
 		}
 	}
@@ -127,7 +130,7 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 			}
 			for _, e := range es[1:] {
 				s.problems = append(s.problems, &FileError{File: e.path,
-					Err: fmt.Errorf("%s is declared twice (%s): it tempfails until one file is removed", addr, strings.Join(names, ", "))})
+					Err: fmt.Errorf("%s is declared twice (%s): it tempfails until one of them is removed", addr, strings.Join(names, ", "))})
 			}
 		}
 		e := es[0]
@@ -157,6 +160,7 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 			aliased = append(aliased, l)
 		}
 	}
+	domainAliases = externalDomains(extDomains, domainAliases, index)
 	slices.SortFunc(s.lists, func(a, b *List) int { return cmp.Compare(a.Address, b.Address) })
 	// List aliases: another name for the list; a real list always wins,
 	// and an alias two lists claim tempfails.

@@ -96,6 +96,7 @@ func Watch(dir string, opts WatchOptions) (*Watcher, error) {
 		fsw.Close()
 		return nil, err
 	}
+	entries = withExternal(entries, opts.External, w.delims, nil)
 	w.publish(build(entries, w.delims, 1), "start", start, slog.LevelInfo)
 	w.wg.Add(1)
 	go w.run()
@@ -290,6 +291,7 @@ func (w *Watcher) reloadAll(force, periodic bool) {
 		w.log.Error("lists reload failed; keeping the last snapshot", "file", w.dir, "err", err)
 		return
 	}
+	keepExternal(entries, old.entries)
 	why, level := "rescan", slog.LevelInfo
 	if periodic {
 		why = "periodic"

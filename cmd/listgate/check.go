@@ -16,7 +16,7 @@ import (
 // accepted.
 func check(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("check", stderr)
-	cf := config.AddFlags(fs, "lists", "recipient_delimiter")
+	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter"}, config.MailmanKeys()...)...)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate check [flags] ADDRESS...\n\n"+
 			"Prints the verdict for each recipient address, the reply the LMTP door\n"+
@@ -35,7 +35,7 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() == 0 {
 		return 0, fmt.Errorf("%w: give at least one ADDRESS", errUsage)
 	}
-	snap, err := loadLists(s)
+	snap, _, err := loadLists(s, stderr)
 	if err != nil {
 		return 0, err
 	}

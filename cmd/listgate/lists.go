@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/lists"
@@ -15,11 +16,12 @@ import (
 // lists directory before it is deployed.
 func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("lists", stderr)
-	cf := config.AddFlags(fs, "lists", "recipient_delimiter")
+	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter"}, config.MailmanKeys()...)...)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate lists [flags]\n\n"+
 			"Prints every list, the addresses that reach it, the served domains and\n"+
-			"every problem in the lists directory. Exits 1 if there is any problem.\n\nflags:\n")
+			"every problem in the lists directory. Exits 1 if there is any problem.\n"+
+			"With --mailman, Mailman's lists too, read from its REST API now.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	s, err := settings(cf, args)
@@ -29,7 +31,7 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() != 0 {
 		return 0, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	snap, err := loadLists(s)
+	snap, mm, err := loadLists(s, stderr)
 	if err != nil {
 		return 0, err
 	}
@@ -39,7 +41,14 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	for _, l := range snap.Lists() {
 		fmt.Fprintf(stdout, "%s\n", l.Address)
-		fmt.Fprintf(stdout, "  file:        %s\n", l.File)
+		if x := snap.External(l.Address); x != nil {
+			fmt.Fprintf(stdout, "  mailman:     %s\n", l.File)
+			if x.NextHop != "" {
+				fmt.Fprintf(stdout, "  next hop:    %s\n", x.NextHop)
+			}
+		} else {
+			fmt.Fprintf(stdout, "  file:        %s\n", l.File)
+		}
 		if l.Description != "" {
 			fmt.Fprintf(stdout, "  description: %s\n", l.Description)
 		}
@@ -60,6 +69,14 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 	fmt.Fprintf(stdout, "\n%d lists; served domains: %s\n", len(snap.Lists()), strings.Join(snap.ServedDomains(), " "))
+	if mm != nil {
+		fmt.Fprintf(stdout, "mailman %s: %d lists, %d domains", mm.URL, mm.Lists, mm.Domains)
+		if mm.Reached {
+			fmt.Fprintf(stdout, ", read now\n")
+		} else {
+			fmt.Fprintf(stdout, " as cached at %s: not reached now (%v)\n", mm.Cached.Format(time.RFC3339), mm.Err)
+		}
+	}
 	if ps := snap.Problems(); len(ps) > 0 {
 		fmt.Fprintf(stdout, "\n%d problems:\n", len(ps))
 		for _, p := range ps {

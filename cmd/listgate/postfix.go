@@ -45,7 +45,7 @@ func (f *postfixFlags) register(fs *flag.FlagSet) {
 // exitRefused if there is any.
 func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("postfix", stderr)
-	cf := config.AddFlags(fs, "lists", "recipient_delimiter", "lmtp", "milter", "max_message_size")
+	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter", "lmtp", "milter", "max_message_size"}, config.MailmanKeys()...)...)
 	var f postfixFlags
 	f.register(fs)
 	fs.Usage = func() {
@@ -79,7 +79,7 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 	tools := postconf.Tools{Postconf: f.command}
 	if !f.check {
 		if len(lg.Domains) == 0 {
-			return 0, fmt.Errorf("%s %s serves no domain yet: add a list file (e.g. announce@example.org) first, so that relay_domains names it", s.Origin("lists"), s.Lists)
+			return 0, fmt.Errorf("%s %s serves no domain yet: add a list file (e.g. announce@example.org) or a Mailman list first, so that relay_domains names it", s.Origin("lists"), s.Lists)
 		}
 		defaults, _ := tools.DefaultsOrBuiltin(ctx, "")
 		return 0, f.print(stdout, lg, s, defaults)
@@ -129,7 +129,7 @@ func (f *postfixFlags) listgate(s config.Settings, stderr io.Writer) (postconf.L
 			return lg, fmt.Errorf("%w: %s %s: with --unix, give a unix socket under --queue-directory %s, where a chrooted Postfix can reach it", errUsage, s.Origin(d.name), *d.ep, f.queueDir)
 		}
 	}
-	snap, err := loadLists(s)
+	snap, _, err := loadLists(s, stderr)
 	if err != nil {
 		return lg, err
 	}
@@ -152,6 +152,9 @@ func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, s config.Setting
 	flags := fmt.Sprintf("--lists %s --lmtp %s --milter %s", s.Lists, lg.LMTP, lg.Milter)
 	if lg.Delimiter != lists.DefaultDelimiter {
 		flags += " --recipient-delimiter " + s.RecipientDelimiter
+	}
+	if s.Mailman != "" {
+		flags += " --mailman " + s.MailmanURL()
 	}
 	what, how := "lines for Postfix's main.cf", "Set each in /etc/postfix/main.cf, editing the line of a parameter it\nalready sets rather than adding a second one (Postfix uses the last;\n--check names both), or let postconf -e do it: listgate postfix --postconf."
 	if f.postconf {

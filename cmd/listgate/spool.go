@@ -47,7 +47,7 @@ func spoolCmd(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
-	snap, err := loadLists(s)
+	snap, _, err := loadLists(s, stderr)
 	if err != nil {
 		return err
 	}
