@@ -14,12 +14,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/listgate/listgate/internal/proctest"
 )
 
 // EnvRequire is the environment variable that turns a missing Postfix from
 // a skip into a failure; .ci/run sets it to "1" (docs/design.md, "Tests
-// that need Postfix").
-const EnvRequire = "LISTGATE_TEST_POSTFIX"
+// that need Postfix"). It is proctest.EnvRequire, the same for every
+// harness.
+const EnvRequire = proctest.EnvRequire
 
 // Options configures a private Postfix.
 type Options struct {
@@ -90,13 +93,13 @@ type Postfix struct {
 func Require(t testing.TB) {
 	t.Helper()
 	env.once.Do(probe)
-	if env.missing == "" {
-		return
-	}
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("postfixtest: %s (%s=1: Postfix is required)", env.missing, EnvRequire)
-	}
-	t.Skipf("postfixtest: %s. Tests that drive a real Postfix need it installed (`apt-get install postfix swaks` on Debian and Ubuntu) and root to start it; %s=1 makes this a failure", env.missing, EnvRequire)
+	program.Require(t, env.missing)
+}
+
+var program = proctest.Program{
+	Harness: "postfixtest",
+	Name:    "Postfix",
+	Hint:    "Tests that drive a real Postfix need it installed (`apt-get install postfix swaks` on Debian and Ubuntu) and root to start it",
 }
 
 var env struct {
@@ -156,14 +159,14 @@ func Start(t testing.TB, opts Options) *Postfix {
 	t.Helper()
 	Require(t)
 	begin := time.Now()
-	if err := becomeSubreaper(); err != nil {
+	if err := proctest.BecomeSubreaper(); err != nil {
 		t.Fatal(err)
 	}
 	sweep()
 
-	dir, err := os.MkdirTemp("/tmp", "postfixtest-")
+	dir, lock, err := proctest.NewDir("postfixtest")
 	if err != nil {
-		t.Fatalf("postfixtest: %v", err)
+		t.Fatal(err)
 	}
 	p := &Postfix{
 		Dir:       dir,
@@ -173,11 +176,9 @@ func Start(t testing.TB, opts Options) *Postfix {
 		LogFile:   filepath.Join(dir, "maillog"),
 		t:         t,
 		bin:       env.bin,
+		lock:      lock,
 	}
 	t.Cleanup(p.stop)
-	if p.lock, err = lockFile(filepath.Join(dir, "lock")); err != nil {
-		t.Fatal(err)
-	}
 	// The instance's directories are root's and world-searchable: the
 	// postfix user must reach its queue, and check-warn wants no group or
 	// other write bit on them. Postfix makes the queue's subdirectories
@@ -214,7 +215,7 @@ func Start(t testing.TB, opts Options) *Postfix {
 	var tStart time.Time
 	var startErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := proctest.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,13 +371,4 @@ func writeFile(path, text string) error {
 		return fmt.Errorf("postfixtest: %w", err)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("postfixtest: pick a port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
