@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -92,61 +91,57 @@ type Postfix struct {
 // Postfix fails the test instead, so CI cannot pass by skipping.
 func Require(t testing.TB) {
 	t.Helper()
-	env.once.Do(probe)
-	program.Require(t, env.missing)
+	program.Require(t)
 }
 
+// program is Postfix as Require reports it missing.
 var program = proctest.Program{
 	Harness: "postfixtest",
 	Name:    "Postfix",
 	Hint:    "Tests that drive a real Postfix need it installed (`apt-get install postfix swaks` on Debian and Ubuntu) and root to start it",
+	Probe:   probe,
 }
 
+// env is what probe found, for Start once Require has returned.
 var env struct {
-	once    sync.Once
-	missing string // why Postfix can't run here; "" if it can
-	bin     string
-	compat  string // compatibility_level to use
+	bin    string
+	compat string // compatibility_level to use
 }
 
-func probe() {
+// probe returns why Postfix cannot run here, or "" if it can; it records
+// what Start needs in env.
+func probe() string {
 	if runtime.GOOS != "linux" {
-		env.missing = "the harness runs Postfix on Linux only"
-		return
+		return "the harness runs Postfix on Linux only"
 	}
 	path, err := exec.LookPath("postfix")
 	if err != nil {
 		path = "/usr/sbin/postfix"
 		if _, err := os.Stat(path); err != nil {
-			env.missing = "postfix is not installed (no postfix in $PATH or /usr/sbin)"
-			return
+			return "postfix is not installed (no postfix in $PATH or /usr/sbin)"
 		}
 	}
 	env.bin = filepath.Dir(path)
 	for _, name := range []string{"postconf", "postqueue"} {
 		if _, err := os.Stat(filepath.Join(env.bin, name)); err != nil {
-			env.missing = fmt.Sprintf("postfix is installed but %s is not: %v", name, err)
-			return
+			return fmt.Sprintf("postfix is installed but %s is not: %v", name, err)
 		}
 	}
 	if _, err := user.Lookup("postfix"); err != nil {
-		env.missing = fmt.Sprintf("no postfix user (%v)", err)
-		return
+		return fmt.Sprintf("no postfix user (%v)", err)
 	}
 	if _, err := user.LookupGroup("postdrop"); err != nil {
-		env.missing = fmt.Sprintf("no postdrop group (%v)", err)
-		return
+		return fmt.Sprintf("no postdrop group (%v)", err)
 	}
 	if os.Geteuid() != 0 {
-		env.missing = "starting Postfix needs root"
-		return
+		return "starting Postfix needs root"
 	}
 	out, err := exec.Command(filepath.Join(env.bin, "postconf"), "-d", "-h", "mail_version").Output()
 	if err != nil {
-		env.missing = fmt.Sprintf("postconf -d -h mail_version: %v", err)
-		return
+		return fmt.Sprintf("postconf -d -h mail_version: %v", err)
 	}
 	env.compat = compatibilityLevel(string(out))
+	return ""
 }
 
 // Start starts a private Postfix for the test and stops it when the test

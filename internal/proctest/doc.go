@@ -39,5 +39,5 @@
 // rule: as root it runs the package's tests again as the user nobody
 // (AsNobody), who cannot start the daemon, and checks that they skip with
 // the hint, or fail under EnvRequire=1, within Promptly; as any other user
-// it checks Start itself (StartOutcome).
+// it checks that Start itself gives up at once (GivesUp).
 package proctest

@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,6 +68,29 @@ func (r *recordTB) Fatalf(format string, args ...any) {
 func (r *recordTB) Fatal(args ...any) {
 	r.out.Failed, r.out.Msg = true, fmt.Sprint(args...)
 	runtime.Goexit()
+}
+
+// GivesUp checks, where the daemon cannot run (the test binary is not
+// root), that start (a harness's Start) ends the test within a second:
+// under EnvRequire=1 with a failure saying "NAME is required", otherwise
+// with a skip whose message contains hint; either way the message gives
+// one of reasons. It reports what is wrong with t.Errorf.
+func GivesUp(t testing.TB, start func(testing.TB), name, hint string, reasons ...string) {
+	t.Helper()
+	begin := time.Now()
+	r := StartOutcome(t, start)
+	took := time.Since(begin)
+	reason := slices.ContainsFunc(reasons, func(s string) bool { return strings.Contains(r.Msg, s) })
+	if os.Getenv(EnvRequire) == "1" {
+		if want := name + " is required"; !r.Failed || !strings.Contains(r.Msg, want) || !reason {
+			t.Errorf("Start as uid %d with %s=1: %+v, want a failure saying %q and one of %q", os.Geteuid(), EnvRequire, r, want, reasons)
+		}
+	} else if !r.Skipped || !strings.Contains(r.Msg, hint) || !reason {
+		t.Errorf("Start as uid %d: %+v, want a skip saying %q and one of %q", os.Geteuid(), r, hint, reasons)
+	}
+	if took > time.Second {
+		t.Errorf("Start as uid %d took %v to give up, want under a second", os.Geteuid(), took)
+	}
 }
 
 // Nobody runs tests of the running test binary again as the user nobody,

@@ -20,7 +20,6 @@ import (
 // hint, or fails it with the reason under EnvRequire=1; a present one lets
 // it go on.
 func TestRequire(t *testing.T) {
-	p := proctest.Program{Harness: "footest", Name: "Foo", Hint: "Tests that drive Foo need it (`apt-get install foo`)"}
 	tests := []struct {
 		name, env, missing string
 		want               proctest.Outcome
@@ -37,9 +36,21 @@ func TestRequire(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(proctest.EnvRequire, tt.env)
-			got := proctest.StartOutcome(t, func(tb testing.TB) { p.Require(tb, tt.missing) })
-			if got != tt.want {
-				t.Errorf("Require(%q) with %s=%q: %+v, want %+v", tt.missing, proctest.EnvRequire, tt.env, got, tt.want)
+			probes := 0
+			p := &proctest.Program{
+				Harness: "footest",
+				Name:    "Foo",
+				Hint:    "Tests that drive Foo need it (`apt-get install foo`)",
+				Probe:   func() string { probes++; return tt.missing },
+			}
+			for range 2 {
+				got := proctest.StartOutcome(t, p.Require)
+				if got != tt.want {
+					t.Errorf("Require with Probe returning %q and %s=%q: %+v, want %+v", tt.missing, proctest.EnvRequire, tt.env, got, tt.want)
+				}
+			}
+			if probes != 1 {
+				t.Errorf("Require twice called Probe %d times, want once", probes)
 			}
 		})
 	}
@@ -152,4 +163,44 @@ func TestSweep(t *testing.T) {
 // other test's.
 func unique(prefix string) string {
 	return fmt.Sprintf("%s%d.%d", prefix, os.Getpid(), time.Now().UnixNano())
+}
+
+// TestGivesUp: GivesUp accepts a Start that ends the test as Require
+// does, and reports one that goes on, or ends it without the reason.
+func TestGivesUp(t *testing.T) {
+	missing := "starting Foo needs root"
+	p := &proctest.Program{Harness: "footest", Name: "Foo", Hint: "install foo", Probe: func() string { return missing }}
+	tests := []struct {
+		name   string
+		start  func(testing.TB)
+		errors int
+	}{
+		{"require", p.Require, 0},
+		{"goes on", func(testing.TB) {}, 1},
+		{"other reason", func(tb testing.TB) { tb.Skipf("footest: no foo user. install foo") }, 1},
+	}
+	for _, env := range []string{"", "1"} {
+		for _, tt := range tests {
+			t.Run(tt.name+" "+proctest.EnvRequire+"="+env, func(t *testing.T) {
+				t.Setenv(proctest.EnvRequire, env)
+				rec := &errorTB{TB: t}
+				proctest.GivesUp(rec, tt.start, "Foo", "install foo", "needs root", "not installed")
+				if len(rec.errors) != tt.errors {
+					t.Errorf("GivesUp reported %q, want %d errors", rec.errors, tt.errors)
+				}
+			})
+		}
+	}
+}
+
+// errorTB records what is reported with Errorf.
+type errorTB struct {
+	testing.TB
+	errors []string
+}
+
+func (e *errorTB) Helper() {}
+
+func (e *errorTB) Errorf(format string, args ...any) {
+	e.errors = append(e.errors, fmt.Sprintf(format, args...))
 }
