@@ -193,12 +193,7 @@ func Start(t testing.TB, opts Options) *Mailman {
 	t.Helper()
 	Require(t)
 	begin := time.Now()
-	if err := proctest.BecomeSubreaper(); err != nil {
-		t.Fatal(err)
-	}
-	sweep()
-
-	dir, lock, err := proctest.NewDir("mailmantest")
+	dir, lock, err := proctest.NewInstance("mailmantest", killAbandoned)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,11 +545,8 @@ func (m *Mailman) cleanup() {
 	if t.Failed() {
 		t.Logf("mailmantest: log of %s:\n%s", m.Dir, m.Log())
 	}
-	if err := os.RemoveAll(m.Dir); err != nil {
-		t.Errorf("mailmantest: %v", err)
-	}
-	if m.lock != nil {
-		m.lock.Close()
+	if err := proctest.RemoveInstance(m.Dir, m.lock); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -587,15 +579,13 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
-// sweep removes the instances that a killed test binary left behind
-// (proctest.Sweep), first killing every process that still runs with an
-// abandoned instance's mailman.cfg.
-func sweep() {
-	proctest.Sweep("mailmantest", func(dir string) {
-		for _, pid := range proctest.PIDsUsing(filepath.Join(dir, "mailman.cfg")) {
-			proctest.Kill(pid)
-		}
-	})
+// killAbandoned kills the processes of an instance that a killed test
+// binary left behind (proctest.Sweep): every process that still runs with
+// its mailman.cfg.
+func killAbandoned(dir string) {
+	for _, pid := range proctest.PIDsUsing(filepath.Join(dir, "mailman.cfg")) {
+		proctest.Kill(pid)
+	}
 }
 
 func randomHex(n int) string {

@@ -154,12 +154,7 @@ func Start(t testing.TB, opts Options) *Postfix {
 	t.Helper()
 	Require(t)
 	begin := time.Now()
-	if err := proctest.BecomeSubreaper(); err != nil {
-		t.Fatal(err)
-	}
-	sweep()
-
-	dir, lock, err := proctest.NewDir("postfixtest")
+	dir, lock, err := proctest.NewInstance("postfixtest", killAbandoned)
 	if err != nil {
 		t.Fatal(err)
 	}

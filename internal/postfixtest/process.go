@@ -128,11 +128,8 @@ func (p *Postfix) stop() {
 			t.Logf("postfixtest: maillog of %s:\n%s", p.Dir, log)
 		}
 	}
-	if err := os.RemoveAll(p.Dir); err != nil {
-		t.Errorf("postfixtest: %v", err)
-	}
-	if p.lock != nil {
-		p.lock.Close()
+	if err := proctest.RemoveInstance(p.Dir, p.lock); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -189,23 +186,21 @@ func environ() []string {
 	return out
 }
 
-// sweep removes the instances that a killed test binary left behind
-// (proctest.Sweep). It kills an abandoned instance's processes through the
-// pid in its q/pid/master.pid, if that process is still the instance's
-// master: one whose environment has the instance's MAIL_CONFIG.
-func sweep() {
-	proctest.Sweep("postfixtest", func(dir string) {
-		b, err := os.ReadFile(filepath.Join(dir, "q", "pid", "master.pid"))
-		if err != nil {
-			return
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 1 {
-			return
-		}
-		envb, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if bytes.Contains(envb, []byte("MAIL_CONFIG="+filepath.Join(dir, "etc")+"\x00")) {
-			_ = proctest.KillGroup(pid)
-		}
-	})
+// killAbandoned kills the processes of an instance that a killed test
+// binary left behind (proctest.Sweep): the process group of the pid in its
+// q/pid/master.pid, if that process is still the instance's master, one
+// whose environment has the instance's MAIL_CONFIG.
+func killAbandoned(dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "q", "pid", "master.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	envb, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if bytes.Contains(envb, []byte("MAIL_CONFIG="+filepath.Join(dir, "etc")+"\x00")) {
+		_ = proctest.KillGroup(pid)
+	}
 }

@@ -15,10 +15,11 @@
 //
 // # Instances
 //
-// An instance lives in a directory /tmp/PREFIX-NNNN of its own (NewDir):
-// short, since unix-domain socket paths are limited to 107 bytes, and
-// reachable by the daemon's own user. Its lock file holds a flock for as
-// long as the test binary lives, however it ends; Sweep removes the
+// An instance lives in a directory /tmp/PREFIX-NNNN of its own: short,
+// since unix-domain socket paths are limited to 107 bytes, and reachable
+// by the daemon's own user. NewInstance makes it, RemoveInstance removes
+// it. Its lock file holds a flock for as long as the test binary lives,
+// however it ends; Sweep, which NewInstance calls, removes the
 // directories, and ends the processes, of instances whose test binary was
 // killed before its cleanups ran (a go test timeout).
 //

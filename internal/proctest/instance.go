@@ -13,13 +13,20 @@ import (
 // lockName is the lock file in an instance directory.
 const lockName = "lock"
 
-// NewDir makes a new instance directory, /tmp/PREFIX-NNNN, and takes its
-// lock (LockFile on DIR/lock), which the caller holds, and closes, for as
-// long as the instance lives. The directory is under /tmp rather than
-// t.TempDir: its path is short, for unix-domain sockets, and other users
-// can be let in. It is mode 0700; the harness opens it up as its daemon
-// needs. On error nothing is left behind.
-func NewDir(prefix string) (dir string, lock *os.File, err error) {
+// NewInstance readies the test binary for a new instance of a daemon and
+// makes the instance's directory. It makes the test binary a child
+// subreaper (BecomeSubreaper), removes the instances that killed test
+// binaries left behind (Sweep, with kill), then makes /tmp/PREFIX-NNNN and
+// takes its lock (LockFile on DIR/lock), which the caller holds for as
+// long as the instance lives and gives back to RemoveInstance. The
+// directory is under /tmp rather than t.TempDir: its path is short, for
+// unix-domain sockets, and other users can be let in. It is mode 0700; the
+// harness opens it up as its daemon needs. On error no directory is left.
+func NewInstance(prefix string, kill func(dir string)) (dir string, lock *os.File, err error) {
+	if err := BecomeSubreaper(); err != nil {
+		return "", nil, err
+	}
+	Sweep(prefix, kill)
 	dir, err = os.MkdirTemp("/tmp", prefix+"-")
 	if err != nil {
 		return "", nil, fmt.Errorf("proctest: %w", err)
@@ -30,6 +37,20 @@ func NewDir(prefix string) (dir string, lock *os.File, err error) {
 		return "", nil, err
 	}
 	return dir, lock, nil
+}
+
+// RemoveInstance removes an instance directory that NewInstance made, once
+// no process of the instance is left, then releases its lock (if lock is
+// not nil).
+func RemoveInstance(dir string, lock *os.File) error {
+	err := os.RemoveAll(dir)
+	if lock != nil {
+		lock.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("proctest: %w", err)
+	}
+	return nil
 }
 
 // Sweep removes the instance directories /tmp/PREFIX-* whose lock no test

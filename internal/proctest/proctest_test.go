@@ -108,7 +108,7 @@ func TestProcessGroup(t *testing.T) {
 	}
 }
 
-// TestSweep: NewDir's lock keeps a directory from Sweep, and so does its
+// TestSweep: NewInstance's lock keeps a directory from Sweep, and so does its
 // youth; a directory older than a minute whose lock nobody holds is
 // removed, after kill was called with it.
 func TestSweep(t *testing.T) {
@@ -116,13 +116,13 @@ func TestSweep(t *testing.T) {
 		t.Skip("Linux only")
 	}
 	prefix := unique("proctest-sweep")
-	dir, lock, err := proctest.NewDir(prefix)
+	dir, lock, err := proctest.NewInstance(prefix, func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { proctest.RemoveInstance(dir, lock) })
 	if !strings.HasPrefix(dir, "/tmp/"+prefix+"-") {
-		t.Errorf("NewDir(%q) = %s, want /tmp/%s-NNNN", prefix, dir, prefix)
+		t.Errorf("NewInstance(%q) = %s, want /tmp/%s-NNNN", prefix, dir, prefix)
 	}
 	if f, err := proctest.LockFile(filepath.Join(dir, "lock")); err == nil {
 		f.Close()
