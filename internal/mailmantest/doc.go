@@ -68,7 +68,9 @@
 // that runners orphaned when the master dies are reaped here. If the test
 // binary itself is killed (a go test timeout runs no cleanups), the next
 // Start kills the abandoned instance's processes and removes it: each
-// instance holds a flock that dies with its test binary.
+// instance holds a flock that dies with its test binary. This handling of
+// processes and instance directories is internal/proctest's, shared with
+// internal/postfixtest.
 //
 // # Files and users
 //

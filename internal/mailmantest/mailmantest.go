@@ -17,18 +17,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/listgate/listgate/internal/proctest"
 	"github.com/listgate/listgate/internal/testutil"
 )
 
 // EnvRequire is the environment variable that turns a missing Mailman from
-// a skip into a failure. It is the variable that does the same for Postfix
-// (internal/postfixtest): .ci/run sets it to "1" and installs both
-// (docs/design.md, "Tests that need Postfix").
-const EnvRequire = "LISTGATE_TEST_POSTFIX"
+// a skip into a failure. It is proctest.EnvRequire, the variable that does
+// the same for Postfix (internal/postfixtest): .ci/run sets it to "1" and
+// installs both (docs/design.md, "Tests that need Postfix").
+const EnvRequire = proctest.EnvRequire
 
 // Paths of Debian's mailman3 package: the master and runner scripts live
 // outside $PATH, and Mailman runs as the user list.
@@ -106,74 +106,69 @@ type Mailman struct {
 // fails the test instead, so CI cannot pass by skipping.
 func Require(t testing.TB) {
 	t.Helper()
-	env.once.Do(probe)
-	if env.missing == "" {
-		return
-	}
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("mailmantest: %s (%s=1: Mailman is required)", env.missing, EnvRequire)
-	}
-	t.Skipf("mailmantest: %s. Tests that drive a real GNU Mailman 3 need Debian's mailman3 package (`apt-get install mailman3`, as .ci/mailman-deps does) and root to run it as the user list; %s=1 makes this a failure", env.missing, EnvRequire)
+	program.Require(t)
 }
 
+// program is Mailman as Require reports it missing.
+var program = proctest.Program{
+	Harness: "mailmantest",
+	Name:    "Mailman",
+	Hint:    "Tests that drive a real GNU Mailman 3 need Debian's mailman3 package (`apt-get install mailman3`, as .ci/mailman-deps does) and root to run it as the user list",
+	Probe:   probe,
+}
+
+// env is what probe found, for Start once Require has returned.
 var env struct {
-	once     sync.Once
-	missing  string // why Mailman can't run here; "" if it can
 	mailman  string // the mailman command
 	python   string // the interpreter Mailman runs on (its #! line)
 	uid, gid uint32
 }
 
-func probe() {
+// probe returns why Mailman cannot run here, or "" if it can; it records
+// what Start needs in env.
+func probe() string {
 	if runtime.GOOS != "linux" {
-		env.missing = "the harness runs Mailman on Linux only"
-		return
+		return "the harness runs Mailman on Linux only"
 	}
 	path, err := exec.LookPath("mailman")
 	if err != nil {
 		path = "/usr/bin/mailman"
 		if _, err := os.Stat(path); err != nil {
-			env.missing = "mailman3 is not installed (no mailman in $PATH or /usr/bin)"
-			return
+			return "mailman3 is not installed (no mailman in $PATH or /usr/bin)"
 		}
 	}
 	env.mailman = path
 	for _, name := range []string{"master", "runner"} {
 		if _, err := os.Stat(filepath.Join(debianBinDir, name)); err != nil {
-			env.missing = fmt.Sprintf("%s is not Debian's mailman3 package: %v", path, err)
-			return
+			return fmt.Sprintf("%s is not Debian's mailman3 package: %v", path, err)
 		}
 	}
 	// The interpreter that has Mailman's modules: not whichever python3
 	// comes first in $PATH (a pyenv shim, say).
 	b, err := os.ReadFile(path)
 	if err != nil {
-		env.missing = fmt.Sprintf("read %s: %v", path, err)
-		return
+		return fmt.Sprintf("read %s: %v", path, err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	if f := strings.Fields(strings.TrimPrefix(line, "#!")); strings.HasPrefix(line, "#!") && len(f) > 0 {
 		env.python = f[0]
 	} else {
-		env.missing = fmt.Sprintf("%s does not start with a #! line naming its Python", path)
-		return
+		return fmt.Sprintf("%s does not start with a #! line naming its Python", path)
 	}
 	u, err := user.Lookup(mailmanUser)
 	if err != nil {
-		env.missing = fmt.Sprintf("no user %s to run Mailman as (%v)", mailmanUser, err)
-		return
+		return fmt.Sprintf("no user %s to run Mailman as (%v)", mailmanUser, err)
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
 	if err := errors.Join(err1, err2); err != nil {
-		env.missing = fmt.Sprintf("user %s: %v", mailmanUser, err)
-		return
+		return fmt.Sprintf("user %s: %v", mailmanUser, err)
 	}
 	env.uid, env.gid = uint32(uid), uint32(gid)
 	if os.Geteuid() != 0 {
-		env.missing = "running Mailman as the user " + mailmanUser + " needs root"
-		return
+		return "running Mailman as the user " + mailmanUser + " needs root"
 	}
+	return ""
 }
 
 // startTimeout bounds a start of Mailman until its REST API and LMTP runner
@@ -198,14 +193,9 @@ func Start(t testing.TB, opts Options) *Mailman {
 	t.Helper()
 	Require(t)
 	begin := time.Now()
-	if err := becomeSubreaper(); err != nil {
-		t.Fatal(err)
-	}
-	sweep()
-
-	dir, err := os.MkdirTemp("/tmp", "mailmantest-")
+	dir, lock, err := proctest.NewInstance("mailmantest", killAbandoned)
 	if err != nil {
-		t.Fatalf("mailmantest: %v", err)
+		t.Fatal(err)
 	}
 	m := &Mailman{
 		Dir:          dir,
@@ -216,13 +206,11 @@ func Start(t testing.TB, opts Options) *Mailman {
 		t:            t,
 		uid:          env.uid,
 		gid:          env.gid,
+		lock:         lock,
 	}
 	m.QueueDir = filepath.Join(m.VarDir, "queue")
 	m.LogFile = filepath.Join(m.VarDir, "logs", "mailman.log")
 	t.Cleanup(m.cleanup)
-	if m.lock, err = lockFile(filepath.Join(dir, "lock")); err != nil {
-		t.Fatal(err)
-	}
 	// Dir is root's and world-searchable; var/ and the configuration (it
 	// holds the REST password) are list's.
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -239,8 +227,8 @@ func Start(t testing.TB, opts Options) *Mailman {
 	// before the runners bind them; then try others.
 	var startErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		rest, err1 := freePort()
-		lmtp, err2 := freePort()
+		rest, err1 := proctest.FreePort()
+		lmtp, err2 := proctest.FreePort()
 		if err := errors.Join(err1, err2); err != nil {
 			t.Fatal(err)
 		}
@@ -378,14 +366,14 @@ func (m *Mailman) start() error {
 	cmd.Dir = m.VarDir
 	cmd.Env = m.environ()
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = sysProcAttr(m.uid, m.gid, true)
+	cmd.SysProcAttr = proctest.SysProcAttr(m.uid, m.gid, true)
 	begin := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("mailmantest: start %s: %w", cmd.Path, err)
 	}
 	m.pgid = cmd.Process.Pid
-	// The group is reaped by reap (wait4 on the group), never by cmd.Wait:
-	// the runners, orphaned if master dies first, are in it too.
+	// The group is reaped by proctest.Reap (wait4 on the group), never by
+	// cmd.Wait: the runners, orphaned if master dies first, are in it too.
 	cmd.Process.Release()
 
 	var restOK, lmtpOK bool
@@ -395,7 +383,7 @@ func (m *Mailman) start() error {
 			failure = fmt.Errorf("mailmantest: %w: a runner of %s could not bind its port (REST %s, LMTP %s)", errPortTaken, m.ConfigFile, m.RESTAddr, m.LMTPAddr)
 			return true
 		}
-		if reap(m.pgid) || len(livePIDs(m.pgid)) == 0 {
+		if proctest.Reap(m.pgid) || len(proctest.LivePIDs(m.pgid)) == 0 {
 			failure = fmt.Errorf("mailmantest: mailman master -C %s exited during start", m.ConfigFile)
 			return true
 		}
@@ -429,10 +417,10 @@ func (m *Mailman) Stop(t testing.TB) {
 		t.Fatalf("mailmantest: Stop: %s is not running", m.ConfigFile)
 	}
 	begin := time.Now()
-	if err := signalPID(m.pgid, sigTERM); err != nil {
+	if err := proctest.Terminate(m.pgid); err != nil {
 		t.Fatal(err)
 	}
-	if left := m.waitGone(stopTimeout); len(left) > 0 {
+	if left := proctest.WaitGone(m.pgid, stopTimeout, pollTick); len(left) > 0 {
 		m.kill()
 		t.Fatalf("mailmantest: processes %v of %s outlived SIGTERM by %v and were killed\n%s", left, m.ConfigFile, stopTimeout, m.Log())
 	}
@@ -483,7 +471,7 @@ func (m *Mailman) Run(t testing.TB, args ...string) string {
 	cmd := exec.CommandContext(ctx, env.mailman, append([]string{"-C", m.ConfigFile}, args...)...)
 	cmd.Dir = m.VarDir
 	cmd.Env = m.environ()
-	cmd.SysProcAttr = sysProcAttr(m.uid, m.gid, false)
+	cmd.SysProcAttr = proctest.SysProcAttr(m.uid, m.gid, false)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -528,23 +516,9 @@ func (m *Mailman) kill() []int {
 	if m.pgid == 0 {
 		return nil
 	}
-	signalGroup(m.pgid, sigKILL)
-	left := m.waitGone(10 * time.Second)
+	proctest.KillGroup(m.pgid)
+	left := proctest.WaitGone(m.pgid, 10*time.Second, pollTick)
 	m.pgid = 0
-	return left
-}
-
-// waitGone reaps the instance's processes until none is alive; it returns
-// the pids still alive at the deadline.
-func (m *Mailman) waitGone(timeout time.Duration) []int {
-	var left []int
-	if _, gone := testutil.Poll(timeout, pollTick, func() bool {
-		reaped := reap(m.pgid)
-		left = livePIDs(m.pgid)
-		return len(left) == 0 && reaped
-	}); gone {
-		return nil
-	}
 	return left
 }
 
@@ -562,20 +536,17 @@ func (m *Mailman) cleanup() {
 	if left := m.kill(); len(left) > 0 {
 		t.Errorf("mailmantest: processes %v of %s survive SIGKILL", left, m.ConfigFile)
 	}
-	if left := pidsUsing(m.ConfigFile); len(left) > 0 {
+	if left := proctest.PIDsUsing(m.ConfigFile); len(left) > 0 {
 		t.Errorf("mailmantest: processes %v still use %s after cleanup", left, m.ConfigFile)
 		for _, pid := range left {
-			signalPID(pid, sigKILL)
+			proctest.Kill(pid)
 		}
 	}
 	if t.Failed() {
 		t.Logf("mailmantest: log of %s:\n%s", m.Dir, m.Log())
 	}
-	if err := os.RemoveAll(m.Dir); err != nil {
-		t.Errorf("mailmantest: %v", err)
-	}
-	if m.lock != nil {
-		m.lock.Close()
+	if err := proctest.RemoveInstance(m.Dir, m.lock); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -608,38 +579,13 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
-// sweep removes instances that a killed test binary left behind (a test
-// timeout kills it without running cleanups), with their processes: their
-// lock file is no longer held. Young instances are skipped, so that one
-// being created right now by another test binary is never mistaken for an
-// abandoned one.
-func sweep() {
-	dirs, _ := filepath.Glob("/tmp/mailmantest-*")
-	for _, dir := range dirs {
-		lockPath := filepath.Join(dir, "lock")
-		fi, err := os.Stat(lockPath)
-		if err != nil || time.Since(fi.ModTime()) < time.Minute {
-			continue
-		}
-		f, err := lockFile(lockPath)
-		if err != nil {
-			continue // alive
-		}
-		for _, pid := range pidsUsing(filepath.Join(dir, "mailman.cfg")) {
-			signalPID(pid, sigKILL)
-		}
-		os.RemoveAll(dir)
-		f.Close()
+// killAbandoned kills the processes of an instance that a killed test
+// binary left behind (proctest.Sweep): every process that still runs with
+// its mailman.cfg.
+func killAbandoned(dir string) {
+	for _, pid := range proctest.PIDsUsing(filepath.Join(dir, "mailman.cfg")) {
+		proctest.Kill(pid)
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("mailmantest: pick a port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomHex(n int) string {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/listgate/listgate/internal/proctest"
 	"github.com/listgate/listgate/internal/testutil"
 )
 
@@ -115,7 +116,7 @@ func (m *Mailman) Queue(t testing.TB, name string) []Message {
 	cmd := exec.CommandContext(ctx, env.python, "-I", "-c", queueScript, dir)
 	cmd.Dir = m.VarDir
 	cmd.Env = m.environ()
-	cmd.SysProcAttr = sysProcAttr(m.uid, m.gid, false)
+	cmd.SysProcAttr = proctest.SysProcAttr(m.uid, m.gid, false)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -78,6 +78,8 @@
 // zombies where PID 1 does not reap. If the test binary itself is killed (a
 // go test timeout runs no cleanups), the next Start removes the abandoned
 // instance: each instance holds a flock that dies with its test binary.
+// This handling of processes and instance directories is
+// internal/proctest's, shared with internal/mailmantest.
 //
 // # Files Postfix is picky about
 //

@@ -11,15 +11,17 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/listgate/listgate/internal/proctest"
 )
 
 // EnvRequire is the environment variable that turns a missing Postfix from
 // a skip into a failure; .ci/run sets it to "1" (docs/design.md, "Tests
-// that need Postfix").
-const EnvRequire = "LISTGATE_TEST_POSTFIX"
+// that need Postfix"). It is proctest.EnvRequire, the same for every
+// harness.
+const EnvRequire = proctest.EnvRequire
 
 // Options configures a private Postfix.
 type Options struct {
@@ -89,61 +91,57 @@ type Postfix struct {
 // Postfix fails the test instead, so CI cannot pass by skipping.
 func Require(t testing.TB) {
 	t.Helper()
-	env.once.Do(probe)
-	if env.missing == "" {
-		return
-	}
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("postfixtest: %s (%s=1: Postfix is required)", env.missing, EnvRequire)
-	}
-	t.Skipf("postfixtest: %s. Tests that drive a real Postfix need it installed (`apt-get install postfix swaks` on Debian and Ubuntu) and root to start it; %s=1 makes this a failure", env.missing, EnvRequire)
+	program.Require(t)
 }
 
+// program is Postfix as Require reports it missing.
+var program = proctest.Program{
+	Harness: "postfixtest",
+	Name:    "Postfix",
+	Hint:    "Tests that drive a real Postfix need it installed (`apt-get install postfix swaks` on Debian and Ubuntu) and root to start it",
+	Probe:   probe,
+}
+
+// env is what probe found, for Start once Require has returned.
 var env struct {
-	once    sync.Once
-	missing string // why Postfix can't run here; "" if it can
-	bin     string
-	compat  string // compatibility_level to use
+	bin    string
+	compat string // compatibility_level to use
 }
 
-func probe() {
+// probe returns why Postfix cannot run here, or "" if it can; it records
+// what Start needs in env.
+func probe() string {
 	if runtime.GOOS != "linux" {
-		env.missing = "the harness runs Postfix on Linux only"
-		return
+		return "the harness runs Postfix on Linux only"
 	}
 	path, err := exec.LookPath("postfix")
 	if err != nil {
 		path = "/usr/sbin/postfix"
 		if _, err := os.Stat(path); err != nil {
-			env.missing = "postfix is not installed (no postfix in $PATH or /usr/sbin)"
-			return
+			return "postfix is not installed (no postfix in $PATH or /usr/sbin)"
 		}
 	}
 	env.bin = filepath.Dir(path)
 	for _, name := range []string{"postconf", "postqueue"} {
 		if _, err := os.Stat(filepath.Join(env.bin, name)); err != nil {
-			env.missing = fmt.Sprintf("postfix is installed but %s is not: %v", name, err)
-			return
+			return fmt.Sprintf("postfix is installed but %s is not: %v", name, err)
 		}
 	}
 	if _, err := user.Lookup("postfix"); err != nil {
-		env.missing = fmt.Sprintf("no postfix user (%v)", err)
-		return
+		return fmt.Sprintf("no postfix user (%v)", err)
 	}
 	if _, err := user.LookupGroup("postdrop"); err != nil {
-		env.missing = fmt.Sprintf("no postdrop group (%v)", err)
-		return
+		return fmt.Sprintf("no postdrop group (%v)", err)
 	}
 	if os.Geteuid() != 0 {
-		env.missing = "starting Postfix needs root"
-		return
+		return "starting Postfix needs root"
 	}
 	out, err := exec.Command(filepath.Join(env.bin, "postconf"), "-d", "-h", "mail_version").Output()
 	if err != nil {
-		env.missing = fmt.Sprintf("postconf -d -h mail_version: %v", err)
-		return
+		return fmt.Sprintf("postconf -d -h mail_version: %v", err)
 	}
 	env.compat = compatibilityLevel(string(out))
+	return ""
 }
 
 // Start starts a private Postfix for the test and stops it when the test
@@ -156,14 +154,9 @@ func Start(t testing.TB, opts Options) *Postfix {
 	t.Helper()
 	Require(t)
 	begin := time.Now()
-	if err := becomeSubreaper(); err != nil {
-		t.Fatal(err)
-	}
-	sweep()
-
-	dir, err := os.MkdirTemp("/tmp", "postfixtest-")
+	dir, lock, err := proctest.NewInstance("postfixtest", killAbandoned)
 	if err != nil {
-		t.Fatalf("postfixtest: %v", err)
+		t.Fatal(err)
 	}
 	p := &Postfix{
 		Dir:       dir,
@@ -173,11 +166,9 @@ func Start(t testing.TB, opts Options) *Postfix {
 		LogFile:   filepath.Join(dir, "maillog"),
 		t:         t,
 		bin:       env.bin,
+		lock:      lock,
 	}
 	t.Cleanup(p.stop)
-	if p.lock, err = lockFile(filepath.Join(dir, "lock")); err != nil {
-		t.Fatal(err)
-	}
 	// The instance's directories are root's and world-searchable: the
 	// postfix user must reach its queue, and check-warn wants no group or
 	// other write bit on them. Postfix makes the queue's subdirectories
@@ -214,7 +205,7 @@ func Start(t testing.TB, opts Options) *Postfix {
 	var tStart time.Time
 	var startErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := proctest.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,13 +361,4 @@ func writeFile(path, text string) error {
 		return fmt.Errorf("postfixtest: %w", err)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("postfixtest: pick a port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

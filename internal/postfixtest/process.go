@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/listgate/listgate/internal/proctest"
 	"github.com/listgate/listgate/internal/testutil"
 )
 
@@ -111,11 +112,11 @@ func (p *Postfix) stop() {
 		if _, _, err := p.run("postfix", "-c", p.ConfigDir, "abort"); err != nil {
 			t.Errorf("%v", err)
 		}
-		if left := p.waitGone(10 * time.Second); len(left) > 0 {
-			if err := killGroup(p.pgid); err != nil {
+		if left := proctest.WaitGone(p.pgid, 10*time.Second, pollTick); len(left) > 0 {
+			if err := proctest.KillGroup(p.pgid); err != nil {
 				t.Errorf("%v", err)
 			}
-			if left2 := p.waitGone(5 * time.Second); len(left2) > 0 {
+			if left2 := proctest.WaitGone(p.pgid, 5*time.Second, pollTick); len(left2) > 0 {
 				t.Errorf("postfixtest: postfix processes %v of %s survive SIGKILL", left2, p.ConfigDir)
 			} else {
 				t.Errorf("postfixtest: postfix processes %v of %s outlived \"postfix abort\" and were killed", left, p.ConfigDir)
@@ -127,31 +128,16 @@ func (p *Postfix) stop() {
 			t.Logf("postfixtest: maillog of %s:\n%s", p.Dir, log)
 		}
 	}
-	if err := os.RemoveAll(p.Dir); err != nil {
-		t.Errorf("postfixtest: %v", err)
+	if err := proctest.RemoveInstance(p.Dir, p.lock); err != nil {
+		t.Error(err)
 	}
-	if p.lock != nil {
-		p.lock.Close()
-	}
-}
-
-// waitGone reaps the instance's processes until none is alive; it returns
-// the pids still alive at the deadline.
-func (p *Postfix) waitGone(timeout time.Duration) []int {
-	var left []int
-	if _, gone := testutil.Poll(timeout, pollTick, func() bool {
-		reaped := reap(p.pgid)
-		left = livePIDs(p.pgid)
-		return len(left) == 0 && reaped
-	}); gone {
-		return nil
-	}
-	return left
 }
 
 // run runs a Postfix command from the command directory. A failure names
 // the command and carries its output. postfix(1) gets a terminal as its
-// stderr, since that is the only way it reports errors there (see openPTY).
+// stderr (proctest.OpenPTY): it writes its errors to stderr only when that
+// is a terminal, otherwise to the log, which does not exist yet when
+// main.cf itself is bad (and then to a syslog that may not exist either).
 func (p *Postfix) run(name string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -162,7 +148,7 @@ func (p *Postfix) run(name string, args ...string) (stdout, stderr string, err e
 	var tty *os.File
 	var ttyOut chan []byte
 	if name == "postfix" {
-		master, slave, err := openPTY()
+		master, slave, err := proctest.OpenPTY()
 		if err != nil {
 			return "", "", err
 		}
@@ -200,32 +186,21 @@ func environ() []string {
 	return out
 }
 
-// sweep removes instances that a killed test binary left behind (a test
-// timeout kills it without running cleanups): their lock file is no longer
-// held. Young instances are skipped, so that one being created right now
-// by another test binary is never mistaken for an abandoned one.
-func sweep() {
-	dirs, _ := filepath.Glob("/tmp/postfixtest-*")
-	for _, dir := range dirs {
-		lockPath := filepath.Join(dir, "lock")
-		fi, err := os.Stat(lockPath)
-		if err != nil || time.Since(fi.ModTime()) < time.Minute {
-			continue
-		}
-		f, err := lockFile(lockPath)
-		if err != nil {
-			continue // alive
-		}
-		if b, err := os.ReadFile(filepath.Join(dir, "q", "pid", "master.pid")); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-				// Only if that pid is still this instance's master.
-				envb, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-				if bytes.Contains(envb, []byte("MAIL_CONFIG="+filepath.Join(dir, "etc")+"\x00")) {
-					_ = killGroup(pid)
-				}
-			}
-		}
-		os.RemoveAll(dir)
-		f.Close()
+// killAbandoned kills the processes of an instance that a killed test
+// binary left behind (proctest.Sweep): the process group of the pid in its
+// q/pid/master.pid, if that process is still the instance's master, one
+// whose environment has the instance's MAIL_CONFIG.
+func killAbandoned(dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "q", "pid", "master.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	envb, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if bytes.Contains(envb, []byte("MAIL_CONFIG="+filepath.Join(dir, "etc")+"\x00")) {
+		_ = proctest.KillGroup(pid)
 	}
 }
