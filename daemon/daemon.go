@@ -190,9 +190,15 @@ func (d *Daemon) Addr(name string) string {
 	return ""
 }
 
-// Rescan re-reads every file of the lists directory in the background, as
-// SIGHUP asks.
-func (d *Daemon) Rescan() { d.watcher.Rescan() }
+// Rescan re-reads every file of the lists directory in the background and
+// ends the forwarder's backoff waits (mail deferred for a next hop is
+// tried again now), as SIGHUP asks.
+func (d *Daemon) Rescan() {
+	d.watcher.Rescan()
+	if d.fwd != nil {
+		d.fwd.RetryNow()
+	}
+}
 
 // Run serves every door until ctx ends or a door fails, then shuts the
 // daemon down gracefully: listeners close at once, transactions in flight

@@ -32,6 +32,11 @@ func (d *Daemon) newMailman(reg prometheus.Registerer) error {
 	}
 	opts.Logger, opts.Registerer = d.log, reg
 	opts.OnChange = func(x *lists.External) { d.watcher.SetExternal(x) } // Run calls it, after New set d.watcher
+	opts.OnReachable = func() {
+		if d.fwd != nil { // nil during New's first read: nothing waits yet
+			d.fwd.RetryNow()
+		}
+	}
 	src, err := mailman.New(opts)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.Origin("mailman"), err)

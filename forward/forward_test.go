@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,4 +418,28 @@ func gauge(t *testing.T, e *env, name, hop string) float64 {
 	}
 	t.Fatalf("no %s{next_hop=%q}", name, hop)
 	return 0
+}
+
+// TestRetryNowEndsTheBackoff: a message deferred with an hour's backoff
+// goes as soon as RetryNow says its next hop is back (Mailman reachable
+// again, SIGHUP), not an hour later.
+func TestRetryNowEndsTheBackoff(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	hop := startHop(t, func(n int, g got) *smtp.SMTPError {
+		if down.Load() {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "down"}
+		}
+		return nil
+	})
+	e := newEnv(t, map[string]string{"a@example.org": fmt.Sprintf("next_hop = %q\n", hop.hop())}, func(o *Options) {
+		o.MinBackoff, o.MaxBackoff = time.Hour, time.Hour
+	})
+	e.deliver("anne@example.net", "a@example.org", "Subject: kept\r\n\r\n1\r\n")
+	waitFor(t, "the first try deferred", func() bool {
+		return testutil.ToFloat64(e.f.m.messages.WithLabelValues(hop.hop(), "deferred")) == 1
+	})
+	down.Store(false)
+	e.f.RetryNow()
+	waitFor(t, "the message forwarded after RetryNow", func() bool { return len(hop.taken()) == 1 })
 }

@@ -80,6 +80,8 @@ type Forwarder struct {
 	stop   chan struct{} // closed when Shutdown begins
 	wg     sync.WaitGroup
 
+	wake chan struct{} // under mu: closed (and replaced) by RetryNow
+
 	mu      sync.Mutex
 	stopped bool
 	workers map[string]*worker      // by folder path
@@ -134,7 +136,7 @@ func New(o Options) (*Forwarder, error) {
 	if o.Default.Transport == lists.Unset {
 		o.Default.Transport = lists.None
 	}
-	f := &Forwarder{o: o, log: o.Logger, stop: make(chan struct{}),
+	f := &Forwarder{o: o, log: o.Logger, stop: make(chan struct{}), wake: make(chan struct{}),
 		workers: map[string]*worker{}, hops: map[string]*hopState{}, folders: map[string]*folderState{}}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -359,13 +361,18 @@ func (f *Forwarder) work(w *worker) {
 			f.mu.Unlock()
 			return
 		}
+		// Taken before the attempt, so that a RetryNow during it (the
+		// next hop came back meanwhile) still cuts the backoff short.
+		f.mu.Lock()
+		wake := f.wake
+		f.mu.Unlock()
 		r := f.forwardOne(fo, hop, keep, names[0])
 		switch {
 		case r.ok:
 			failures = 0
 		case r.temporary:
 			failures++
-			if !f.sleep(backoff(f.o.MinBackoff, f.o.MaxBackoff, failures)) {
+			if !f.sleep(backoff(f.o.MinBackoff, f.o.MaxBackoff, failures), wake) {
 				f.exit(w)
 				return
 			}
@@ -386,16 +393,30 @@ func (f *Forwarder) exit(w *worker) {
 	f.mu.Unlock()
 }
 
-// sleep waits d, or less if the Forwarder stops: then it returns false.
-func (f *Forwarder) sleep(d time.Duration) bool {
+// sleep waits d, or less if wake is closed (RetryNow); if the Forwarder
+// stops, it returns false.
+func (f *Forwarder) sleep(d time.Duration, wake <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
+	case <-wake:
+		return true
 	case <-f.stop:
 		return false
 	}
+}
+
+// RetryNow ends every backoff wait at once: mail deferred for a next hop
+// that is known to be back (Mailman's REST API answers again, an admin
+// sent SIGHUP) is tried now, not after a backoff of up to MaxBackoff.
+// Order is kept: each folder still sends its oldest message first.
+func (f *Forwarder) RetryNow() {
+	f.mu.Lock()
+	close(f.wake)
+	f.wake = make(chan struct{})
+	f.mu.Unlock()
 }
 
 // backoff is the wait after the n-th temporary failure in a row:

@@ -79,6 +79,11 @@ type Options struct {
 	// starts and after each poll that changed it; *lists.Watcher's
 	// SetExternal is made for it.
 	OnChange func(*lists.External)
+	// OnReachable, if set, is called after a poll that reached Mailman
+	// when the one before did not (or none had succeeded yet): the
+	// forwarder's RetryNow is made for it, so that mail kept while
+	// Mailman was down goes to its LMTP runner at once.
+	OnReachable func()
 }
 
 // Status is what a Source knows of Mailman.
@@ -336,6 +341,9 @@ func (s *Source) Refresh(ctx context.Context) error {
 	case first:
 		s.log.Info("mailman reached", "url", s.status.URL, "lists", len(d.Lists), "domains", len(d.Domains),
 			"duration_ms", float64(now.Sub(start).Microseconds())/1000)
+	}
+	if (s.up < 0 || first) && s.opts.OnReachable != nil {
+		s.opts.OnReachable()
 	}
 	s.up = 1
 	s.status.Reached, s.status.LastSuccess, s.status.Cached = true, now, time.Time{}
