@@ -539,8 +539,8 @@ func mlmmjList(t *testing.T, makeML, spool, list string, port int) string {
 			t.Fatal(err)
 		}
 	}
-	if got := run(t, "", "cat", filepath.Join(dir, "control", "listaddress")); got != list+"\n" {
-		t.Fatalf("mlmmj-make-ml made the list %q, want %s", got, list)
+	if got, err := os.ReadFile(filepath.Join(dir, "control", "listaddress")); err != nil || string(got) != list+"\n" {
+		t.Fatalf("mlmmj-make-ml made the list %q (%v), want %s", got, err, list)
 	}
 	return dir
 }
