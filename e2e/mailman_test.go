@@ -119,9 +119,9 @@ func (e *mmEnv) waitRCPT(t *testing.T, to string, code int, enhanced string) tim
 	return took
 }
 
-// message is a message as a sending MTA submits it, with CRLF line ends.
+// mailmanMessage is a message as a sending MTA submits it, with CRLF line ends.
 // id makes its Message-ID unique.
-func message(from, to, subject, id string) []byte {
+func mailmanMessage(from, to, subject, id string) []byte {
 	return []byte("From: " + from + "\r\n" +
 		"To: " + to + "\r\n" +
 		"Subject: " + subject + "\r\n" +
@@ -234,13 +234,13 @@ func (e *mmEnv) created(t *testing.T) {
 func (e *mmEnv) queuedOnce(t *testing.T) {
 	const verp = "announce-bounces+anne=example.net@example.org"
 	e.submit(t, "alice@sender.example", "announce@example.org",
-		message("Alice <alice@sender.example>", "announce@example.org", "a post", "q-post"))
+		mailmanMessage("Alice <alice@sender.example>", "announce@example.org", "a post", "q-post"))
 	e.submit(t, "alice@sender.example", "announce-request@example.org",
-		message("Alice <alice@sender.example>", "announce-request@example.org", "help", "q-request"))
+		mailmanMessage("Alice <alice@sender.example>", "announce-request@example.org", "help", "q-request"))
 	// A DSN: null sender, to the VERP address Mailman sent from, which
 	// its To: names too (Mailman decodes VERP from the header).
 	e.submit(t, "", verp,
-		message("MAILER-DAEMON@sender.example", verp, "Undelivered Mail Returned to Sender", "q-bounce"))
+		mailmanMessage("MAILER-DAEMON@sender.example", verp, "Undelivered Mail Returned to Sender", "q-bounce"))
 
 	for _, c := range []struct{ queue, id, rcpt string }{
 		{"in", "q-post", "announce@example.org"},
@@ -419,7 +419,7 @@ func (e *mmEnv) mailmanDown(t *testing.T) {
 		{"command", "announce-request@example.org", "down-request"},
 	}
 	for _, k := range kept {
-		e.submit(t, "alice@sender.example", k.rcpt, message("Alice <alice@sender.example>", k.rcpt, k.id, k.id))
+		e.submit(t, "alice@sender.example", k.rcpt, mailmanMessage("Alice <alice@sender.example>", k.rcpt, k.id, k.id))
 	}
 	e.pf.WaitQueueEmpty(t, wait) // delivered to listgate: Postfix keeps nothing, bounces nothing
 	if _, ok := testutil.Poll(wait, 50*time.Millisecond, func() bool { return e.pending(t) == len(kept) }); !ok {
