@@ -28,7 +28,24 @@
 //	                           output of misconfigured instances, each then shown
 //	                           bouncing a bogus address
 //
-// The tests need postfix, swaks, python3 and root. Without them they skip,
+// And for issue 8 ("Hand the mail on"):
+//
+//	TestMailman                1-3: a real GNU Mailman 3 (internal/mailmantest) behind
+//	                           Postfix and listgate with an empty lists directory: a
+//	                           list made with `mailman create` accepted at RCPT within
+//	                           10 s, bogus addresses 550; a post, a -request mail and
+//	                           a VERP bounce each in Mailman's in, command and bounces
+//	                           queue exactly once; `mailman remove` 550 within 10 s;
+//	                           Mailman stopped: mail kept, no bounce, each kept message
+//	                           delivered once after its restart; the headers Mailman
+//	                           stores equal a direct delivery's but for two Received
+//	TestExecMlmmj              4: exec next hop into real mlmmj: delivered, exit 75
+//	                           retried, exit 1 quarantined with its reason, `listgate
+//	                           spool retry` re-sends
+//	TestExecPublicInbox        4: exec next hop into a real public-inbox v2 inbox
+//
+// The tests need postfix, swaks, python3, mailman3, mlmmj, public-inbox and
+// root. Without them they skip,
 // unless LISTGATE_TEST_POSTFIX=1, which makes a missing one a failure. The
 // listgate binary is built once per run, with -race when the tests run
 // with it.
