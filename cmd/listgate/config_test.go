@@ -123,3 +123,30 @@ func TestPostfixReadsTheConfigFile(t *testing.T) {
 		})
 	}
 }
+
+// TestListsShowsNextHops: `listgate lists` names each list's next hop
+// (its file's, its domain file's or default_next_hop) and counts an exec:
+// next hop whose command is not an executable file as a problem: mail for
+// it would wait in the spool.
+func TestListsShowsNextHops(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "good@example.org"), "next_hop = \"exec:/bin/sh -c true\"\n")
+	writeFile(t, filepath.Join(dir, "plain@example.org"), "")
+	var out, errb bytes.Buffer
+	if st := run([]string{"lists", "--config", "/dev/null", "--lists", dir, "--default-next-hop", "lmtp:inet:127.0.0.1:8026"}, &out, &errb); st != 0 {
+		t.Fatalf("exit %d: %s%s", st, out.String(), errb.String())
+	}
+	for _, want := range []string{"next hop:    exec:/bin/sh -c true", "next hop:    lmtp:inet:127.0.0.1:8026"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	writeFile(t, filepath.Join(dir, "bad@example.org"), "next_hop = \"exec:/nonexistent/receive {local}\"\n")
+	out.Reset()
+	if st := run([]string{"lists", "--config", "/dev/null", "--lists", dir}, &out, &errb); st != exitRefused {
+		t.Errorf("exit %d with a missing command, want %d", st, exitRefused)
+	}
+	if want := "bad@example.org: next hop exec:/nonexistent/receive {local}: /nonexistent/receive is not an executable file"; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
+	}
+}

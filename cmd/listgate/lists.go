@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 // lists directory before it is deployed.
 func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("lists", stderr)
-	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter"}, config.MailmanKeys()...)...)
+	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter", "default_next_hop"}, config.MailmanKeys()...)...)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate lists [flags]\n\n"+
 			"Prints every list, the addresses that reach it, the served domains and\n"+
@@ -39,15 +40,18 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	for _, d := range snap.Domains() {
 		aliasDomains[d.Name] = d.Aliases
 	}
+	var hopProblems []string
 	for _, l := range snap.Lists() {
 		fmt.Fprintf(stdout, "%s\n", l.Address)
-		if x := snap.External(l.Address); x != nil {
+		if snap.External(l.Address) != nil {
 			fmt.Fprintf(stdout, "  mailman:     %s\n", l.File)
-			if x.NextHop != "" {
-				fmt.Fprintf(stdout, "  next hop:    %s\n", x.NextHop)
-			}
 		} else {
 			fmt.Fprintf(stdout, "  file:        %s\n", l.File)
+		}
+		hop, why := listNextHop(snap, s.DefaultNextHop, l)
+		fmt.Fprintf(stdout, "  next hop:    %s\n", hop)
+		if why != "" {
+			hopProblems = append(hopProblems, why)
 		}
 		if l.Description != "" {
 			fmt.Fprintf(stdout, "  description: %s\n", l.Description)
@@ -77,12 +81,39 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 			fmt.Fprintf(stdout, " as cached at %s: not reached now (%v)\n", mm.Cached.Format(time.RFC3339), mm.Err)
 		}
 	}
-	if ps := snap.Problems(); len(ps) > 0 {
-		fmt.Fprintf(stdout, "\n%d problems:\n", len(ps))
+	if ps := snap.Problems(); len(ps)+len(hopProblems) > 0 {
+		fmt.Fprintf(stdout, "\n%d problems:\n", len(ps)+len(hopProblems))
 		for _, p := range ps {
 			fmt.Fprintf(stdout, "  %v\n", p)
+		}
+		for _, p := range hopProblems {
+			fmt.Fprintf(stdout, "  %s\n", p)
 		}
 		return exitRefused, nil
 	}
 	return 0, nil
+}
+
+// listNextHop returns where l's accepted mail goes (its file's next_hop, its
+// domain file's, or default_next_hop) and, when that cannot work, why: an
+// exec: command that is not an executable file, or a Mailman list with no
+// next hop (its LMTP runner would be listgate's own LMTP door).
+func listNextHop(snap *lists.Snapshot, def lists.NextHop, l *lists.List) (string, string) {
+	fw, _ := snap.Forwarding(l.Address)
+	hop := fw.Hop
+	if hop.Transport == lists.Unset {
+		hop = def
+	}
+	if x := snap.External(l.Address); x != nil && x.NextHop == "" {
+		return "none", fmt.Sprintf("%s: Mailman names no usable LMTP runner (is its [mta] lmtp_port listgate's own LMTP port? set mailman_lmtp): its mail stays in the spool", l.File)
+	}
+	if hop.Transport == lists.Unset {
+		return "none", ""
+	}
+	if hop.Transport == lists.Exec {
+		if fi, err := os.Stat(hop.Argv[0]); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return hop.String(), fmt.Sprintf("%s: next hop %s: %s is not an executable file: its mail would wait in the spool", l.File, hop, hop.Argv[0])
+		}
+	}
+	return hop.String(), ""
 }
