@@ -143,6 +143,19 @@ type statusError struct {
 	hint        string // what to do about it, if known
 }
 
+// ErrUnauthorized is in the chain of an error when Mailman's REST API
+// refused the credentials (401): a wrong admin_user or admin_pass, which
+// no retry mends.
+var ErrUnauthorized = errors.New("mailman: credentials refused")
+
+// Unwrap makes a 401 match ErrUnauthorized with errors.Is.
+func (e *statusError) Unwrap() error {
+	if e.code == http.StatusUnauthorized {
+		return ErrUnauthorized
+	}
+	return nil
+}
+
 func (e *statusError) Error() string {
 	if e.hint != "" {
 		return fmt.Sprintf("GET %s: %s: %s", e.url, e.status, e.hint)

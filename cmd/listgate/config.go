@@ -81,6 +81,14 @@ func readMailman(s config.Settings, stderr io.Writer) (*lists.External, *mailman
 	st := src.Status()
 	switch {
 	case err == nil:
+	case errors.Is(err, mailman.ErrUnauthorized):
+		// A cache would hide it, and the daemon would then serve stale
+		// lists for ever: a check of the settings must fail.
+		where := "the URL's user:password"
+		if s.MailmanCredentialsFile != "" {
+			where = s.Origin("mailman_credentials_file") + " " + s.MailmanCredentialsFile
+		}
+		return nil, nil, fmt.Errorf("mailman %s: %w (from %s)", st.URL, err, where)
 	case st.Cached.IsZero():
 		return nil, nil, fmt.Errorf("mailman %s: %w; and no cache of its lists (%s)", st.URL, err, opts.CacheFile)
 	default:

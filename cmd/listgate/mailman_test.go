@@ -94,6 +94,16 @@ func TestCommandsReadMailman(t *testing.T) {
 	check(t, []string{"lists", "--config", cfg}, result{exitRefused, []string{
 		"mailman " + mm.Base() + ": 2 lists, 2 domains as cached at ",
 	}, nil})
+	// A wrong password is an error even with a cache: it would never mend.
+	mm.SetDown(false)
+	badCred := filepath.Join(dir, "bad.cred")
+	writeFile(t, badCred, mailmanfake.User+":wrong\n")
+	if err := os.Chmod(badCred, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check(t, []string{"lists", "--config", cfg, "--mailman-credentials-file", badCred}, result{1, nil, []string{
+		"401 Unauthorized: Mailman refused the credentials", "(from --mailman-credentials-file " + badCred + ")",
+	}})
 	check(t, []string{"lists", "--config", cfg, "--mailman", "http://restadmin:" + mm.Password() + "@127.0.0.1:8001"}, result{exitUsage, nil, []string{
 		`--mailman "http://127.0.0.1:8001": name the API version`,
 	}})
