@@ -226,7 +226,8 @@ func (s *Settings) set(name, v string) error {
 	case "mailman_credentials_file":
 		s.MailmanCredentialsFile = v
 	case "mailman_lmtp":
-		ep, _, err := postconf.ParseEndpoint(strings.TrimPrefix(flagName(name), "--"), v)
+		// Also in the next hop syntax that `listgate lists` prints.
+		ep, _, err := postconf.ParseEndpoint(strings.TrimPrefix(flagName(name), "--"), strings.TrimPrefix(v, "lmtp:"))
 		if err != nil {
 			return errors.New(strings.TrimPrefix(err.Error(), fmt.Sprintf("%s %q: ", flagName(name), v)))
 		}

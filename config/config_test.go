@@ -296,3 +296,17 @@ func TestPathsAreAbsolute(t *testing.T) {
 		}
 	}
 }
+
+// TestMailmanLMTPNextHopSyntax: mailman_lmtp also takes the next hop
+// syntax `listgate lists` prints (lmtp:inet:host:port).
+func TestMailmanLMTPNextHopSyntax(t *testing.T) {
+	for _, v := range []string{"inet:127.0.0.1:8026", "lmtp:inet:127.0.0.1:8026"} {
+		s := Defaults()
+		if err := s.set("mailman_lmtp", v); err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if got := s.MailmanLMTP.String(); got != "inet:127.0.0.1:8026" {
+			t.Errorf("%q read as %s", v, got)
+		}
+	}
+}

@@ -166,7 +166,7 @@ func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, s config.Setting
 	}
 	comment(fmt.Sprintf("listgate: %s, written by \"listgate postfix\" for\n  listgate serve %s --max-message-size %d\n"+
 		"(%d lists in %d domains).\n\n%s\nThen check with \"listgate postfix --check\" and run \"postfix reload\".\ndocs/postfix.md explains every setting.\n\n"+
-		"A new list in one of these domains needs no change here: listgate serves\nits file at once. A list in a new domain needs relay_domains updated and\n"+
+		"A new list in one of these domains needs no change here: listgate serves\nits file at once (a Mailman list at its next poll). A list in a new domain needs relay_domains updated and\n"+
 		"\"postfix reload\".\n\n%s", what, flags, lg.MaxMessageSize, len(lg.Lists), len(lg.Domains), how, postconf.SocketNote(lg, f.queueDir)))
 	for _, s := range postconf.Recommend(lg, f.queueDir, d) {
 		b.WriteString("\n")

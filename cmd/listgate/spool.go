@@ -26,7 +26,8 @@ func spoolCmd(args []string, stdout, stderr io.Writer) error {
 			"Prints, per list and kind, the next hop, the messages waiting in new/ and\n"+
 			"the age of the oldest, then every quarantined message with its reason.\n"+
 			"retry puts the quarantined messages of LIST (or of all lists) back into\n"+
-			"new/; the daemon sends them again within forward_scan_interval.\n\nflags:\n")
+			"new/; the daemon sends them again within forward_scan_interval. Flags come\n"+
+			"before LIST; without LIST, retry puts back every list's.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	s, err := settings(cf, args)
@@ -35,7 +36,7 @@ func spoolCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if retry {
 		if fs.NArg() > 1 {
-			return fmt.Errorf("%w: retry takes one list address or all", errUsage)
+			return fmt.Errorf("%w: retry takes one list address or all, after the flags (listgate spool retry --config FILE LIST); got %q", errUsage, fs.Args())
 		}
 		n, err := forward.Retry(s.Spool, fs.Arg(0))
 		if err != nil {
