@@ -40,6 +40,8 @@ import (
 //   - B=refused: a closed port (connection refused at once);
 //   - B=blackhole: a listener that accepts the connection and never says
 //     a word, so each forward to it hangs until forward_timeout.
+//   - B=held: no next hop (next_hop = "none"): B's mail stays in new/ and
+//     nothing of B's is forwarded, the baseline for a growing backlog.
 //
 // benchSessions LMTP sessions deliver b.N messages of benchMsgSize octets
 // to the daemon's LMTP door over TCP, one recipient per transaction,
@@ -50,10 +52,13 @@ import (
 // the wall time per message the door answered 250 for (at load=max the
 // inverse of the door's throughput). The custom metrics are
 //
-//   - door-p50-µs, door-p99-µs: one transaction (MAIL, RCPT, DATA and the
-//     250) as the client sees it;
+//   - door-A-p50-µs, door-A-p99-µs (door-B-… for B): one transaction
+//     (MAIL, RCPT, DATA and the 250) for an A message as the client sees
+//     it;
 //   - A-lag-p50-ms, A-lag-p99-ms: from the 250 for an A message until A's
 //     next hop has received all of it;
+//   - A-fwd/s: A's messages over the time from the first delivery until
+//     A's next hop has them all (at load=max, A's forwarding rate);
 //   - B-backlog: B's messages still in new/ when the last 250 came.
 //
 // Use a fixed -benchtime Nx: A's lag at load=max grows with the length
@@ -88,6 +93,7 @@ func BenchmarkForwardHopDown(b *testing.B) {
 			return addr, func() {}
 		}},
 		{"B=blackhole", startBlackHole},
+		{"B=held", nil}, // next_hop none: B's mail stays in new/, nothing is forwarded
 	}
 	for _, load := range []struct {
 		name string
@@ -95,8 +101,12 @@ func BenchmarkForwardHopDown(b *testing.B) {
 	}{{"load=max", 0}, {"load=200ps", 200}} {
 		for _, hop := range hopsB {
 			b.Run(load.name+"/"+hop.name, func(b *testing.B) {
-				addrB, stopB := hop.start(b)
-				defer stopB()
+				addrB := ""
+				if hop.start != nil {
+					var stopB func()
+					addrB, stopB = hop.start(b)
+					defer stopB()
+				}
 				benchForward(b, addrB, load.rate)
 			})
 		}
@@ -112,8 +122,12 @@ func benchForward(b *testing.B, addrB string, rate int) {
 
 	s := config.Defaults()
 	s.Lists, s.Spool = b.TempDir(), b.TempDir()
-	for list, hop := range map[string]string{"a@example.org": hopA.addr, "b@example.org": addrB} {
-		if err := os.WriteFile(filepath.Join(s.Lists, list), []byte("next_hop = \"lmtp:inet:"+hop+"\"\n"), 0o644); err != nil {
+	hopB := "none"
+	if addrB != "" {
+		hopB = "lmtp:inet:" + addrB
+	}
+	for list, hop := range map[string]string{"a@example.org": "lmtp:inet:" + hopA.addr, "b@example.org": hopB} {
+		if err := os.WriteFile(filepath.Join(s.Lists, list), []byte("next_hop = \""+hop+"\"\n"), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -165,6 +179,7 @@ func benchForward(b *testing.B, addrB string, rate int) {
 		tick = t.C
 	}
 	b.ResetTimer()
+	start := time.Now()
 	for _, c := range clients {
 		wg.Go(func() {
 			for {
@@ -200,15 +215,30 @@ func benchForward(b *testing.B, addrB string, rate int) {
 	testutil.WaitFor(b, time.Minute, "A's next hop to receive every A message", func() bool { return hopA.count() == nA })
 
 	var lags []time.Duration
+	var last time.Time // A's last arrival
 	for i, t := range hopA.times() {
 		if i%2 == 0 {
 			lags = append(lags, max(0, t.Sub(at250[i])))
+			if t.After(last) {
+				last = t
+			}
 		}
 	}
-	b.ReportMetric(float64(percentile(lat, 50).Microseconds()), "door-p50-µs")
-	b.ReportMetric(float64(percentile(lat, 99).Microseconds()), "door-p99-µs")
+	var latA, latB []time.Duration
+	for i, l := range lat {
+		if i%2 == 0 {
+			latA = append(latA, l)
+		} else {
+			latB = append(latB, l)
+		}
+	}
+	b.ReportMetric(float64(percentile(latA, 50).Microseconds()), "door-A-p50-µs")
+	b.ReportMetric(float64(percentile(latA, 99).Microseconds()), "door-A-p99-µs")
+	b.ReportMetric(float64(percentile(latB, 50).Microseconds()), "door-B-p50-µs")
+	b.ReportMetric(float64(percentile(latB, 99).Microseconds()), "door-B-p99-µs")
 	b.ReportMetric(float64(percentile(lags, 50))/1e6, "A-lag-p50-ms")
 	b.ReportMetric(float64(percentile(lags, 99))/1e6, "A-lag-p99-ms")
+	b.ReportMetric(float64(nA)/last.Sub(start).Seconds(), "A-fwd/s")
 	b.ReportMetric(float64(len(backlog)), "B-backlog")
 }
 
