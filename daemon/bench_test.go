@@ -32,6 +32,9 @@ import (
 //
 //	go test -run '^$' -bench ForwardHopDown -benchtime 2000x -count 6 ./daemon/
 //
+// (-count 6 runs the six rounds of one case back to back; on a shared
+// machine, six runs of -count 1 spread a change of load over every case.)
+//
 // Two lists, a@example.org and b@example.org, have their own LMTP next
 // hop. A's is always up (a go-smtp LMTP server that takes everything);
 // B's is, by sub-benchmark:
@@ -52,14 +55,14 @@ import (
 // the wall time per message the door answered 250 for (at load=max the
 // inverse of the door's throughput). The custom metrics are
 //
-//   - door-A-p50-µs, door-A-p99-µs (door-B-… for B): one transaction
+//   - a-lmtp-p50-µs, a-lmtp-p99-µs (b-lmtp-… for B): one transaction
 //     (MAIL, RCPT, DATA and the 250) for an A message as the client sees
 //     it;
-//   - A-lag-p50-ms, A-lag-p99-ms: from the 250 for an A message until A's
+//   - a-lag-p50-ms, a-lag-p99-ms: from the 250 for an A message until A's
 //     next hop has received all of it;
-//   - A-fwd/s: A's messages over the time from the first delivery until
+//   - a-fwd/s: A's messages over the time from the first delivery until
 //     A's next hop has them all (at load=max, A's forwarding rate);
-//   - B-backlog: B's messages still in new/ when the last 250 came.
+//   - b-backlog: B's messages still in new/ when the last 250 came.
 //
 // Use a fixed -benchtime Nx: A's lag at load=max grows with the length
 // of the run, so only runs of the same N compare.
@@ -232,14 +235,14 @@ func benchForward(b *testing.B, addrB string, rate int) {
 			latB = append(latB, l)
 		}
 	}
-	b.ReportMetric(float64(percentile(latA, 50).Microseconds()), "door-A-p50-µs")
-	b.ReportMetric(float64(percentile(latA, 99).Microseconds()), "door-A-p99-µs")
-	b.ReportMetric(float64(percentile(latB, 50).Microseconds()), "door-B-p50-µs")
-	b.ReportMetric(float64(percentile(latB, 99).Microseconds()), "door-B-p99-µs")
-	b.ReportMetric(float64(percentile(lags, 50))/1e6, "A-lag-p50-ms")
-	b.ReportMetric(float64(percentile(lags, 99))/1e6, "A-lag-p99-ms")
-	b.ReportMetric(float64(nA)/last.Sub(start).Seconds(), "A-fwd/s")
-	b.ReportMetric(float64(len(backlog)), "B-backlog")
+	b.ReportMetric(float64(percentile(latA, 50).Microseconds()), "a-lmtp-p50-µs")
+	b.ReportMetric(float64(percentile(latA, 99).Microseconds()), "a-lmtp-p99-µs")
+	b.ReportMetric(float64(percentile(latB, 50).Microseconds()), "b-lmtp-p50-µs")
+	b.ReportMetric(float64(percentile(latB, 99).Microseconds()), "b-lmtp-p99-µs")
+	b.ReportMetric(float64(percentile(lags, 50))/1e6, "a-lag-p50-ms")
+	b.ReportMetric(float64(percentile(lags, 99))/1e6, "a-lag-p99-ms")
+	b.ReportMetric(float64(nA)/last.Sub(start).Seconds(), "a-fwd/s")
+	b.ReportMetric(float64(len(backlog)), "b-backlog")
 }
 
 // benchMessage is message i of the benchmark: benchMsgSize octets with
