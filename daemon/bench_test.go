@@ -23,6 +23,7 @@ import (
 	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/postconf"
+	"github.com/listgate/listgate/spool"
 )
 
 // Issue 8, must show 6: a next hop down for a while slows neither the
@@ -44,7 +45,9 @@ import (
 //   - B=blackhole: a listener that accepts the connection and never says
 //     a word, so each forward to it hangs until forward_timeout.
 //   - B=held: no next hop (next_hop = "none"): B's mail stays in new/ and
-//     nothing of B's is forwarded, the baseline for a growing backlog.
+//     nothing of B's is forwarded, the baseline for a growing backlog;
+//   - B=back: B's next hop is up again after an outage: benchBacklog
+//     messages of B's wait in new/ when the daemon starts.
 //
 // benchSessions LMTP sessions deliver b.N messages of benchMsgSize octets
 // to the daemon's LMTP door over TCP, one recipient per transaction,
@@ -62,12 +65,15 @@ import (
 //     next hop has received all of it;
 //   - a-fwd/s: A's messages over the time from the first delivery until
 //     A's next hop has them all (at load=max, A's forwarding rate);
-//   - b-backlog: B's messages still in new/ when the last 250 came.
+//   - b-backlog: B's messages still in new/ when the last 250 came;
+//   - b-fwd/s: B's messages that left new/ (forwarded) per second of the
+//     run.
 //
 // Use a fixed -benchtime Nx: A's lag at load=max grows with the length
 // of the run, so only runs of the same N compare.
 const (
 	benchSessions = 4
+	benchBacklog  = 10_000
 	benchMsgSize  = 2 << 10
 	// benchForwardTimeout is forward_timeout: a forward to the black hole
 	// ends after it, then waits the forwarder's backoff (from 1 s).
@@ -78,15 +84,17 @@ func BenchmarkForwardHopDown(b *testing.B) {
 	if testing.Short() {
 		b.Skip("-short: no forwarding benchmark")
 	}
+	up := func(b *testing.B) (string, func()) {
+		s := startBenchSink(b, "")
+		return s.addr, s.close
+	}
 	hopsB := []struct {
-		name  string
-		start func(b *testing.B) (addr string, stop func())
+		name    string
+		start   func(b *testing.B) (addr string, stop func())
+		backlog int // B's messages already in new/ when the daemon starts
 	}{
-		{"B=up", func(b *testing.B) (string, func()) {
-			s := startBenchSink(b, "")
-			return s.addr, s.close
-		}},
-		{"B=refused", func(b *testing.B) (string, func()) {
+		{name: "B=up", start: up},
+		{name: "B=refused", start: func(b *testing.B) (string, func()) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
@@ -95,8 +103,9 @@ func BenchmarkForwardHopDown(b *testing.B) {
 			ln.Close()
 			return addr, func() {}
 		}},
-		{"B=blackhole", startBlackHole},
-		{"B=held", nil}, // next_hop none: B's mail stays in new/, nothing is forwarded
+		{name: "B=blackhole", start: startBlackHole},
+		{name: "B=held"}, // next_hop none: B's mail stays in new/, nothing is forwarded
+		{name: "B=back", start: up, backlog: benchBacklog},
 	}
 	for _, load := range []struct {
 		name string
@@ -110,15 +119,16 @@ func BenchmarkForwardHopDown(b *testing.B) {
 					addrB, stopB = hop.start(b)
 					defer stopB()
 				}
-				benchForward(b, addrB, load.rate)
+				benchForward(b, addrB, load.rate, hop.backlog)
 			})
 		}
 	}
 }
 
 // benchForward runs one round of BenchmarkForwardHopDown with B's next hop
-// at addrB, offering rate messages per second (0: no limit).
-func benchForward(b *testing.B, addrB string, rate int) {
+// at addrB ("": none), offering rate messages per second (0: no limit),
+// with backlog messages of B's waiting in new/ at the start.
+func benchForward(b *testing.B, addrB string, rate, backlog int) {
 	hopA := startBenchSink(b, "a@example.org")
 	defer hopA.close()
 	hopA.expect(b.N)
@@ -133,6 +143,9 @@ func benchForward(b *testing.B, addrB string, rate int) {
 		if err := os.WriteFile(filepath.Join(s.Lists, list), []byte("next_hop = \""+hop+"\"\n"), 0o644); err != nil {
 			b.Fatal(err)
 		}
+	}
+	if backlog > 0 {
+		fillBacklog(b, s.Spool, backlog)
 	}
 	s.LMTP = postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:0"}
 	s.Milter, s.Metrics = postconf.Endpoint{}, postconf.Endpoint{}
@@ -210,10 +223,11 @@ func benchForward(b *testing.B, addrB string, rate int) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	elapsed := time.Since(start)
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	backlog, _ := filepath.Glob(filepath.Join(s.Spool, "example.org", "b", "post", "new", "*"))
+	left, _ := filepath.Glob(filepath.Join(s.Spool, "example.org", "b", "post", "new", "*"))
 	nA := (b.N + 1) / 2
 	testutil.WaitFor(b, time.Minute, "A's next hop to receive every A message", func() bool { return hopA.count() == nA })
 
@@ -242,7 +256,34 @@ func benchForward(b *testing.B, addrB string, rate int) {
 	b.ReportMetric(float64(percentile(lags, 50))/1e6, "a-lag-p50-ms")
 	b.ReportMetric(float64(percentile(lags, 99))/1e6, "a-lag-p99-ms")
 	b.ReportMetric(float64(nA)/last.Sub(start).Seconds(), "a-fwd/s")
-	b.ReportMetric(float64(len(backlog)), "b-backlog")
+	b.ReportMetric(float64(len(left)), "b-backlog")
+	b.ReportMetric(float64(backlog+b.N/2-len(left))/elapsed.Seconds(), "b-fwd/s")
+}
+
+// fillBacklog puts n messages for b@example.org into B's new/ in the spool
+// at dir, older than any the benchmark delivers: one stored by the spool
+// as the LMTP door stores it, and hard links to it under n-1 other names.
+func fillBacklog(b *testing.B, dir string, n int) {
+	sp, err := spool.New(spool.Options{Dir: dir, Hostname: "mx.test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := sp.ReadMessage(bytes.NewReader(benchMessage(-1, "b@example.org")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	first, err := sp.Deliver(m, spool.Envelope{Sender: "anne@example.net", Rcpt: "b@example.org",
+		Domain: "example.org", Local: "b", Kind: "post", Helo: "client.test", RemoteAddr: "127.0.0.1:1", ID: "backlog"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour).Unix()
+	for i := 1; i < n; i++ {
+		name := fmt.Sprintf("%d.M%dP1Q%dR0.mx.test,S=%d", base+int64(i/1000), i%1000*1000, i, m.Size())
+		if err := os.Link(first, filepath.Join(filepath.Dir(first), name)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // benchMessage is message i of the benchmark: benchMsgSize octets with
