@@ -31,7 +31,7 @@ import (
 // times; this benchmark measures them (figures in docs/performance.md,
 // "Forwarding"):
 //
-//	go test -run '^$' -bench ForwardHopDown -benchtime 2000x -count 6 ./daemon/
+//	go test -run '^$' -bench ForwardHopDown -benchtime 2000x -count 6 -timeout 30m ./daemon/
 //
 // (-count 6 runs the six rounds of one case back to back; on a shared
 // machine, six runs of -count 1 spread a change of load over every case.)
@@ -43,7 +43,7 @@ import (
 //   - B=up: another such server;
 //   - B=refused: a closed port (connection refused at once);
 //   - B=blackhole: a listener that accepts the connection and never says
-//     a word, so each forward to it hangs until forward_timeout.
+//     a word, so each forward to it hangs until forward_timeout;
 //   - B=held: no next hop (next_hop = "none"): B's mail stays in new/ and
 //     nothing of B's is forwarded, the baseline for a growing backlog;
 //   - B=back: B's next hop is up again after an outage: benchBacklog
