@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -442,4 +443,93 @@ func TestRetryNowEndsTheBackoff(t *testing.T) {
 	down.Store(false)
 	e.f.RetryNow()
 	waitFor(t, "the message forwarded after RetryNow", func() bool { return len(hop.taken()) == 1 })
+}
+
+// TestBacklogListedOnce: a folder with a backlog is listed when its
+// worker starts, not once per message (that made draining n messages
+// cost n listings of up to n names); mail delivered while it drains
+// joins in order, each message goes exactly once, and mail for a list
+// whose next hop is none starts no worker and lists nothing.
+func TestBacklogListedOnce(t *testing.T) {
+	hop := startHop(t, nil)
+	var mu sync.Mutex
+	listings := map[string]int{}
+	e := newEnv(t, map[string]string{
+		"busy@example.org": fmt.Sprintf("next_hop = %q\n", hop.hop()),
+		"held@example.org": "next_hop = \"none\"\n",
+	}, func(o *Options) {
+		o.listed = func(folder string) { mu.Lock(); listings[folder]++; mu.Unlock() }
+	})
+	hold := make(chan struct{})
+	hop.mu.Lock()
+	hop.hold = hold
+	hop.mu.Unlock()
+	const first, more = 300, 100
+	var want []string
+	for i := range first {
+		want = append(want, e.deliver("anne@example.net", "busy@example.org", fmt.Sprintf("Subject: %d\r\n\r\n", i)))
+	}
+	for i := range 50 {
+		e.deliver("anne@example.net", "held@example.org", fmt.Sprintf("Subject: %d\r\n\r\n", i))
+	}
+	close(hold) // the next hop answers: the backlog drains while more arrives
+	for i := range more {
+		want = append(want, e.deliver("anne@example.net", "busy@example.org", fmt.Sprintf("Subject: %d\r\n\r\n", first+i)))
+	}
+	waitFor(t, "every message taken", func() bool { return len(hop.taken()) >= first+more })
+	waitFor(t, "busy's new/ empty", func() bool { return e.count("busy@example.org", "post", "new") == 0 })
+	for i, g := range hop.taken() {
+		if wantSubj := fmt.Sprintf("Subject: %d\r\n", i); !strings.Contains(g.data, wantSubj) {
+			t.Fatalf("transaction %d is not message %d (out of order or twice):\n%s", i, i, g.data)
+		}
+	}
+	// A late announcement of a message already forwarded sends nothing.
+	e.f.Notify(filepath.Join(e.folder("busy@example.org", "post"), "new", want[0]))
+	waitFor(t, "the worker idle", func() bool {
+		e.f.mu.Lock()
+		defer e.f.mu.Unlock()
+		return len(e.f.workers) == 0
+	})
+	if n := len(hop.received()); n != first+more {
+		t.Errorf("the next hop got %d transactions, want %d", n, first+more)
+	}
+	if n := testutil.ToFloat64(e.f.m.messages.WithLabelValues(hop.hop(), "forwarded")); n != first+more {
+		t.Errorf("forwarded counter %v, want %d", n, first+more)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The worker lists when it starts; one that finishes while mail is
+	// still being delivered is replaced, so allow a few — not one per
+	// message.
+	if n := listings[e.folder("busy@example.org", "post")]; n < 1 || n > 10 {
+		t.Errorf("busy's new/ listed %d times for %d messages, want 1–10", n, first+more)
+	}
+	if n := listings[e.folder("held@example.org", "post")]; n != 0 {
+		t.Errorf("held's new/ listed %d times, want 0 (its next hop is none)", n)
+	}
+	e.f.mu.Lock()
+	defer e.f.mu.Unlock()
+	if st := e.f.folders[e.folder("held@example.org", "post")]; st == nil || st.backlog != 50 || st.hop != "" {
+		t.Errorf("held's folder state %+v, want a backlog of 50 and no next hop", st)
+	}
+}
+
+func TestAddNames(t *testing.T) {
+	n := func(secs, q int) string { return fmt.Sprintf("%d.M1P1Q%d.host,S=10", secs, q) }
+	tests := []struct {
+		names, added, want []string
+	}{
+		{nil, nil, nil},
+		{nil, []string{n(2, 1), n(1, 1)}, []string{n(1, 1), n(2, 1)}},
+		{[]string{n(1, 1), n(3, 1)}, []string{n(4, 1)}, []string{n(1, 1), n(3, 1), n(4, 1)}},
+		{[]string{n(1, 1), n(3, 1)}, []string{n(2, 1)}, []string{n(1, 1), n(2, 1), n(3, 1)}},
+		{[]string{n(1, 1), n(3, 1)}, []string{n(3, 1), n(1, 1)}, []string{n(1, 1), n(3, 1)}},
+		{[]string{n(5, 1)}, []string{n(5, 2), n(5, 10), n(5, 3)}, []string{n(5, 1), n(5, 2), n(5, 3), n(5, 10)}},
+	}
+	for _, tt := range tests {
+		got := addNames(slices.Clone(tt.names), tt.added)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("addNames(%q, %q) = %q, want %q", tt.names, tt.added, got, tt.want)
+		}
+	}
 }

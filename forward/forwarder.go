@@ -65,6 +65,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer, if set, gets the listgate_forward_* metrics.
 	Registerer prometheus.Registerer
+
+	listed func(folder string) // tests: called each time a worker lists new/
 }
 
 // Forwarder hands the mail of each spool folder to its list's next hop,
@@ -90,10 +92,14 @@ type Forwarder struct {
 	gen     uint64                  // lists generation of the last scan
 }
 
-// worker forwards one folder's messages, one at a time, in order.
+// worker forwards one folder's messages, one at a time, in order. It
+// lists new/ when it starts and when a scan pokes it; between listings it
+// works from that list plus the names Notify hands it, so a deep backlog
+// costs one listing, not one per message.
 type worker struct {
 	folder spool.Folder
-	poked  bool // under Forwarder.mu: new mail since the last listing
+	relist bool     // under Forwarder.mu: list new/ again (a scan saw the folder)
+	added  []string // under Forwarder.mu: names delivered since, from Notify
 }
 
 // hopState is what the Forwarder knows of one next hop.
@@ -200,33 +206,54 @@ func (f *Forwarder) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Notify tells the Forwarder that a message arrived in folder (a path
-// SPOOL/<domain>/<local>/<kind>, as spool.Options.Delivered gives it). It
-// never blocks.
-func (f *Forwarder) Notify(folder string) {
-	rel, err := filepath.Rel(f.o.Spool, folder)
+// Notify tells the Forwarder that a message arrived: path is its file,
+// SPOOL/<domain>/<local>/<kind>/new/<name>, as spool.Options.Delivered
+// gives it. It never blocks, and it does not read the disk.
+func (f *Forwarder) Notify(path string) {
+	rel, err := filepath.Rel(f.o.Spool, path)
 	if err != nil {
 		return
 	}
 	parts := strings.Split(rel, string(filepath.Separator))
-	if len(parts) != 3 || parts[0] == ".." {
+	if len(parts) != 5 || parts[0] == ".." || parts[3] != "new" {
 		return
 	}
-	f.poke(spool.Folder{Domain: parts[0], Local: parts[1], Kind: parts[2], Path: folder})
+	folder := filepath.Join(f.o.Spool, parts[0], parts[1], parts[2])
+	f.poke(spool.Folder{Domain: parts[0], Local: parts[1], Kind: parts[2], Path: folder}, parts[4])
 }
 
-// poke starts the folder's worker, or tells the running one to list new/
-// again before it stops.
-func (f *Forwarder) poke(fo spool.Folder) {
+// poke hands the folder's worker the name of a new message, or with name
+// "" (a scan) tells it to list new/ again; it starts the worker if none
+// runs. Mail for a list whose mail is held (next hop none) starts no
+// worker: it only counts in the backlog.
+func (f *Forwarder) poke(fo spool.Folder, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stopped {
 		return
 	}
 	if w := f.workers[fo.Path]; w != nil {
-		w.poked = true
+		if name == "" {
+			w.relist = true
+		} else {
+			w.added = append(w.added, name)
+		}
 		return
 	}
+	if name != "" {
+		if hop, _, ok := hopFor(f.o.Lists.Snapshot(), f.o.Default, fo.List()); ok && !hop.Forwards() {
+			st := f.folders[fo.Path]
+			if st == nil {
+				st = &folderState{list: fo.List(), kind: fo.Kind}
+				f.folders[fo.Path] = st
+			}
+			if st.backlog++; st.oldest.IsZero() {
+				st.oldest, _ = spool.NameTime(name)
+			}
+			return
+		}
+	}
+	// A new worker lists new/ first: older mail may wait there.
 	w := &worker{folder: fo}
 	f.workers[fo.Path] = w
 	f.wg.Add(1)
@@ -297,7 +324,7 @@ func (f *Forwarder) scan() {
 	}
 	f.mu.Unlock()
 	for _, fo := range start {
-		f.poke(fo)
+		f.poke(fo, "")
 	}
 }
 
@@ -336,13 +363,26 @@ func (f *Forwarder) work(w *worker) {
 	defer f.wg.Done()
 	fo := w.folder
 	failures := 0
+	var names []string // new/ in delivery order, as last listed plus added
+	list := true
 	for {
 		f.mu.Lock()
-		w.poked = false
+		list = list || w.relist
+		added := w.added
+		w.relist, w.added = false, nil
 		f.mu.Unlock()
-		names, err := spool.Pending(fo.Path)
-		if err != nil {
-			f.log.Error("forward: cannot list a folder", "door", "forward", "file", fo.Path, "err", err)
+		var err error
+		if list {
+			if f.o.listed != nil {
+				f.o.listed(fo.Path)
+			}
+			names, err = spool.Pending(fo.Path)
+			if err != nil {
+				f.log.Error("forward: cannot list a folder", "door", "forward", "file", fo.Path, "err", err)
+			}
+			list = false
+		} else {
+			names = addNames(names, added)
 		}
 		hop, keep, ok := hopFor(f.o.Lists.Snapshot(), f.o.Default, fo.List())
 		held := !ok || !hop.Forwards()
@@ -353,7 +393,7 @@ func (f *Forwarder) work(w *worker) {
 		f.setFolder(fo, hopName, names)
 		if len(names) == 0 || held || err != nil {
 			f.mu.Lock()
-			if w.poked && !f.stopped {
+			if (w.relist || len(w.added) > 0) && !f.stopped && err == nil {
 				f.mu.Unlock()
 				continue
 			}
@@ -370,7 +410,10 @@ func (f *Forwarder) work(w *worker) {
 		switch {
 		case r.ok:
 			failures = 0
-		case r.temporary:
+			names = names[1:]
+		case !r.temporary: // quarantined
+			names = names[1:]
+		default:
 			failures++
 			if !f.sleep(backoff(f.o.MinBackoff, f.o.MaxBackoff, failures), wake) {
 				f.exit(w)
@@ -384,6 +427,23 @@ func (f *Forwarder) work(w *worker) {
 		default:
 		}
 	}
+}
+
+// addNames merges the names of newly delivered messages into names, a
+// list in delivery order, skipping any it already holds. New names
+// usually sort last, and are appended; a name from a slower concurrent
+// delivery is inserted in its place.
+func addNames(names, added []string) []string {
+	for _, n := range added {
+		if len(names) == 0 || spool.CompareNames(n, names[len(names)-1]) > 0 {
+			names = append(names, n)
+			continue
+		}
+		if i, found := slices.BinarySearchFunc(names, n, spool.CompareNames); !found {
+			names = slices.Insert(names, i, n)
+		}
+	}
+	return names
 }
 
 // exit removes a stopping worker.
@@ -450,6 +510,10 @@ func (f *Forwarder) forwardOne(fo spool.Folder, hop lists.NextHop, keep bool, na
 	}
 	log = log.With("reply", r.reply, "duration_ms", time.Since(start).Milliseconds())
 	switch {
+	case r.gone:
+		// Forwarded already (listed, then announced again by Notify), or
+		// taken out by `listgate spool` or an admin: nothing to do.
+		log.Debug("not forwarded: gone from new/")
 	case r.ok:
 		f.hopResult(hs, r)
 		var err error
@@ -498,7 +562,7 @@ func (f *Forwarder) attempt(fo spool.Folder, hop lists.NextHop, path string) (re
 	file, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Gone since the listing (`listgate spool` or an admin moved it).
-		return result{ok: true, reply: "gone from new/"}, nil
+		return result{ok: true, gone: true, reply: "gone from new/"}, nil
 	} else if err != nil {
 		return result{temporary: true, reply: "cannot open: " + err.Error()}, nil
 	}

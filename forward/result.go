@@ -15,6 +15,7 @@ type result struct {
 	ok        bool   // the next hop took it: 250, or exit status 0
 	temporary bool   // not taken, try again later (with !ok)
 	reply     string // the reply or exit status, for logs and the quarantine
+	gone      bool   // (with ok) the file was no longer in new/: nothing sent
 }
 
 // taken is a successful attempt with the next hop's reply.

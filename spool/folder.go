@@ -159,11 +159,15 @@ func leadingDigits(s string) (int64, string) {
 
 // SortNames sorts Maildir file names in delivery order (see Pending).
 func SortNames(names []string) {
-	slices.SortFunc(names, func(a, b string) int {
-		ka, kb := parseName(a), parseName(b)
-		return cmp.Or(cmp.Compare(ka.secs, kb.secs), cmp.Compare(ka.usec, kb.usec),
-			cmp.Compare(ka.q, kb.q), cmp.Compare(a, b))
-	})
+	slices.SortFunc(names, CompareNames)
+}
+
+// CompareNames orders two Maildir file names by delivery (see Pending):
+// -1 if a was delivered before b, +1 if after, 0 if they are the same name.
+func CompareNames(a, b string) int {
+	ka, kb := parseName(a), parseName(b)
+	return cmp.Or(cmp.Compare(ka.secs, kb.secs), cmp.Compare(ka.usec, kb.usec),
+		cmp.Compare(ka.q, kb.q), cmp.Compare(a, b))
 }
 
 // NameTime returns the delivery time a Maildir name starts with, and

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -50,26 +49,31 @@ func TestPendingOrder(t *testing.T) {
 // TestPendingDeliverOrder: messages delivered one after the other by one
 // Spool, many per microsecond, come back in the order delivered.
 func TestPendingDeliverOrder(t *testing.T) {
-	var folders atomic.Int32
-	s, err := New(Options{Dir: t.TempDir(), Hostname: testHost, Delivered: func(string) { folders.Add(1) }})
+	var delivered []string // Deliver calls Delivered before it returns
+	s, err := New(Options{Dir: t.TempDir(), Hostname: testHost, Delivered: func(p string) { delivered = append(delivered, p) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := Envelope{Rcpt: "l@example.org", Domain: "example.org", Local: "l", Kind: "post"}
-	var want []string
+	var want, paths []string
 	for range 50 {
 		p, err := s.Deliver(testMessage(t, "Subject: x\r\n\r\n"), env)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, filepath.Base(p))
+		want, paths = append(want, filepath.Base(p)), append(paths, p)
 	}
 	got, err := Pending(filepath.Join(s.Dir(), "example.org", "l", "post"))
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("Pending = %q, %v; want the delivery order %q", got, err, want)
 	}
-	if folders.Load() != 50 {
-		t.Errorf("Delivered called %d times, want 50", folders.Load())
+	if !slices.Equal(delivered, paths) {
+		t.Errorf("Delivered called with %q, want each delivered path once, in order: %q", delivered, paths)
+	}
+	for i := 1; i < len(want); i++ {
+		if CompareNames(want[i-1], want[i]) >= 0 || CompareNames(want[i], want[i-1]) <= 0 || CompareNames(want[i], want[i]) != 0 {
+			t.Fatalf("CompareNames does not order %q before %q", want[i-1], want[i])
+		}
 	}
 }
 

@@ -80,10 +80,10 @@ type Options struct {
 	// fault-injection tests.
 	Fault func(op Op, path string) error
 	// Delivered, if set, is called after each successful delivery, once
-	// the message is durable, with the folder it went to
-	// (SPOOL/<domain>/<local>/<kind>): the forwarder's cue to pick it up
-	// at once. It must not block.
-	Delivered func(folder string)
+	// the message is durable, with its path
+	// (SPOOL/<domain>/<local>/<kind>/new/<name>): the forwarder's cue to
+	// pick it up at once. It must not block.
+	Delivered func(path string)
 }
 
 // kinds are the folder names a list has in the spool, one per kind of
@@ -283,7 +283,7 @@ func (s *Spool) Deliver(m *Message, env Envelope) (path string, err error) {
 	s.log.Debug("stored", "rcpt", env.Rcpt, "list", env.Local+"@"+env.Domain,
 		"kind", env.Kind, "file", path, "file_bytes", size)
 	if s.notify != nil {
-		s.notify(folder)
+		s.notify(path)
 	}
 	return path, nil
 }
