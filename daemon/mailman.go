@@ -83,19 +83,25 @@ func (d *Daemon) runMailman() (stop func()) {
 // Mailman has not answered since the start and there is no cached set
 // (its lists are unknown: they tempfail where its domains are known, and
 // are not served elsewhere), or it has not answered for longer than
-// mailman_unready_after. Empty when neither holds.
+// mailman_unready_after, or its LMTP runner is listgate's own LMTP door
+// (its lists' mail could never be forwarded). Empty when none holds.
 func (d *Daemon) mailmanNotReady() []string {
 	if d.mailman == nil {
 		return nil
 	}
 	st := d.mailman.Status()
+	var why []string
 	if !st.Reached && st.Cached.IsZero() {
-		return []string{fmt.Sprintf("mailman %s: not reached since the start (%v), and no cached lists", st.URL, st.Err)}
+		why = append(why, fmt.Sprintf("mailman %s: not reached since the start (%v), and no cached lists", st.URL, st.Err))
+	} else if after := d.cfg.MailmanUnreadyAfter; after > 0 && st.Err != nil && time.Since(lastReached(st)) > after {
+		why = append(why, fmt.Sprintf("mailman %s: %s; its last good lists are served", st.URL, notReachedSince(st)))
 	}
-	if after := d.cfg.MailmanUnreadyAfter; after > 0 && st.Err != nil && time.Since(lastReached(st)) > after {
-		return []string{fmt.Sprintf("mailman %s: %s; its last good lists are served", st.URL, notReachedSince(st))}
+	if st.Loop != "" {
+		why = append(why, fmt.Sprintf("mailman %s: its LMTP runner %s is listgate's own LMTP door (%s), so Mailman's lists' mail "+
+			"stays in the spool; move the runner ([mta] lmtp_port in mailman.cfg) or set mailman_lmtp",
+			st.URL, st.Loop, d.cfg.LMTP.String()))
 	}
-	return nil
+	return why
 }
 
 // mailmanNote says, for a daemon that is ready, that Mailman's last poll

@@ -13,6 +13,7 @@ import (
 	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/internal/mailmanfake"
 	"github.com/listgate/listgate/internal/testutil"
+	"github.com/listgate/listgate/postconf"
 )
 
 // mailmanSettings are settings for a test daemon that reads the fake
@@ -164,4 +165,29 @@ func TestMailmanNeverReached(t *testing.T) {
 		st, body := get(t, ready)
 		return st == 503 && strings.Contains(body, "its last good lists are served")
 	})
+}
+
+// TestMailmanLoop: Mailman's LMTP runner at listgate's own LMTP door (here
+// named by mailman_lmtp; Mailman's default port 8024 is listgate's) would
+// loop: Mailman's lists get no next hop, their mail stays in the spool,
+// and /readyz says 503 with the fix, while the lists are still served.
+func TestMailmanLoop(t *testing.T) {
+	mm := mailmanfake.New(t)
+	mm.CreateList("announce@example.com")
+	s := mailmanSettings(t, mm)
+	sock := filepath.Join(t.TempDir(), "lmtp")
+	s.LMTP = postconf.Endpoint{Network: "unix", Address: sock}
+	s.MailmanLMTP = s.LMTP
+	r := start(t, s)
+	st, body := get(t, "http://"+r.hostPort("metrics")+"/readyz")
+	if want := "not ready: mailman " + mm.Base() + ": its LMTP runner lmtp:unix:" + sock + " is listgate's own LMTP door"; st != 503 ||
+		!strings.Contains(body, want) || !strings.Contains(body, "set mailman_lmtp") {
+		t.Errorf("/readyz: %d %q, want 503 and %q", st, body, want)
+	}
+	if x := r.watcher.Snapshot().External("announce@example.com"); x == nil || x.NextHop != "" {
+		t.Errorf("Mailman's list: %+v, want it served without a next hop", x)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
 }

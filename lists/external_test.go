@@ -210,6 +210,12 @@ func TestWatcherSetExternal(t *testing.T) {
 	if s := status(w, "new@example.org"); s != lists.NotServed {
 		t.Errorf("without the source: new@example.org %v, want not served", s)
 	}
+	// The domain warning names Mailman's domain, not the lists directory.
+	for _, d := range []string{"example.org", "lists.example.org"} {
+		if want := "domain=" + d + " file=http://127.0.0.1:8001/3.1/domains/example.org"; !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, logs)
+		}
+	}
 }
 
 // TestExternalResolveAllocs: Resolve allocates nothing for a Mailman list

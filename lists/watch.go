@@ -1,12 +1,14 @@
 package lists
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -390,13 +392,40 @@ func (w *Watcher) logDomainChanges(old, s *Snapshot) {
 		if _, ok := s.domains[d]; !ok {
 			w.log.Warn("domain no longer served: remove it from Postfix's relay_domains, or keep a domain file "+
 				"(@domain) so its addresses get 550 at RCPT; until then Postfix accepts its mail and bounces it",
-				"domain", d, "file", w.dir)
+				"domain", d, "file", old.domainOrigin(d, w.dir))
 		}
 	}
 	for d := range s.domains {
 		if _, ok := old.domains[d]; !ok {
 			w.log.Warn("domain newly served: add it to Postfix's relay_domains (listgate postfix prints the line); "+
-				"until then Postfix refuses its mail", "domain", d, "file", w.dir)
+				"until then Postfix refuses its mail", "domain", d, "file", s.domainOrigin(d, w.dir))
 		}
 	}
+}
+
+// domainOrigin names what makes s serve domain d, for a log line: a list
+// or domain file of the directory (the first by name), else the
+// External's origin (Mailman's REST URL of the domain or a list), else
+// dir.
+func (s *Snapshot) domainOrigin(d, dir string) string {
+	var file, ext string
+	for _, e := range s.entries {
+		var aliases []string
+		switch {
+		case e.list != nil:
+			aliases = e.list.Aliases
+		case e.dom != nil:
+			aliases = e.dom.Aliases
+		}
+		_, dom, _ := strings.Cut(e.addr, "@")
+		if dom != d && !slices.ContainsFunc(aliases, func(a string) bool { return a == d || strings.HasSuffix(a, "@"+d) }) {
+			continue
+		}
+		if e.ext == nil && (file == "" || e.path < file) {
+			file = e.path
+		} else if e.ext != nil && (ext == "" || e.path < ext) {
+			ext = e.path
+		}
+	}
+	return cmp.Or(file, ext, dir)
 }

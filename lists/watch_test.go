@@ -270,8 +270,9 @@ func TestWatchDomainChanges(t *testing.T) {
 	w, logs := startWatch(t, dir)
 	write(t, filepath.Join(dir, "team@newdom.example"), "")
 	testutil.WaitFor(t, time.Second, "new domain", func() bool { return status(w, "team@newdom.example") == lists.Accept })
-	if !strings.Contains(logs.String(), `msg="domain newly served`) || !strings.Contains(logs.String(), "domain=newdom.example") {
-		t.Errorf("no warning for the new domain:\n%s", logs)
+	if !strings.Contains(logs.String(), `msg="domain newly served`) ||
+		!strings.Contains(logs.String(), "domain=newdom.example file="+filepath.Join(dir, "team@newdom.example")) {
+		t.Errorf("no warning for the new domain naming its file:\n%s", logs)
 	}
 	if err := os.Remove(filepath.Join(dir, "team@newdom.example")); err != nil {
 		t.Fatal(err)

@@ -105,6 +105,10 @@ type Status struct {
 	// NextHop is the next hop of Mailman's lists ("lmtp:inet:...");
 	// empty when not known or withheld.
 	NextHop string
+	// Loop is the next hop withheld because it is listgate's own LMTP
+	// door (Mailman's runner left on listgate's port): Mailman's list
+	// mail stays in the spool until it is moved. Empty when none.
+	Loop string
 	// Lists and Domains count the current set.
 	Lists, Domains int
 }
@@ -463,6 +467,7 @@ func (s *Source) nextHop(m MTA) string {
 	}
 	hop := "lmtp:" + ep.String()
 	if s.opts.Self.Network != "" && postconf.Reaches(ep, s.opts.Self) {
+		s.status.Loop = hop
 		if s.hopSelf != hop {
 			s.hopSelf = hop
 			s.log.Error("Mailman's LMTP runner is listgate's own LMTP door: forwarding there would loop, so Mailman's lists "+
@@ -471,7 +476,7 @@ func (s *Source) nextHop(m MTA) string {
 		}
 		return ""
 	}
-	s.hopSelf = ""
+	s.hopSelf, s.status.Loop = "", ""
 	return hop
 }
 
