@@ -72,8 +72,10 @@ func TestSocketmapMaps(t *testing.T) {
 		{mapAliases, "whoever@broken.example", "NOTFOUND "},
 		{mapAliases, "postmaster@broken.example", tempBroken},
 		{mapAliases, "Abuse+x@broken.example", tempBroken},
-		{mapAliases, "postmaster@example.com", "NOTFOUND "},
+		{mapAliases, "postmaster@example.com", "OK hostmaster@example.net"},
+		{mapAliases, "abuse@example.com", "NOTFOUND "},
 		{mapAliases, "postmaster", "NOTFOUND "},
+		{mapAliases, "example.com", "NOTFOUND "},
 	} {
 		if got := c.lookup(tt.name, tt.key); got != tt.want {
 			t.Errorf("%s %q: %q, want %q", tt.name, tt.key, got, tt.want)
