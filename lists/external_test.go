@@ -198,8 +198,8 @@ func TestWatcherSetExternal(t *testing.T) {
 
 	write(t, filepath.Join(dir, "users@example.com"), "")
 	testutil.WaitFor(t, 5*time.Second, "users@example.com", func() bool { return status(w, "users@example.com") == lists.Accept })
+	gen = w.Generation() // before Rescan: the reload may be done before Rescan returns
 	w.Rescan()
-	gen = w.Generation()
 	testutil.WaitFor(t, 5*time.Second, "the rescan", func() bool { return w.Generation() > gen })
 	for _, rcpt := range []string{"new@example.org", "new-owner@lists.example.org", "dev@example.com", "users@example.com"} {
 		if s := status(w, rcpt); s != lists.Accept {
