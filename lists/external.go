@@ -69,7 +69,9 @@ type ExternalDomain struct {
 }
 
 // externalItem is what an entry that stands for part of an External was
-// made from: exactly one of list and dom is set.
+// made from: at most one of list and dom is set. With neither, the entry
+// only marks an External that has never been reached and declares no
+// domain (Snapshot.ServesDomain cannot say no).
 type externalItem struct {
 	source  string
 	list    *ExternalList
@@ -84,6 +86,8 @@ func (a *externalItem) same(b *externalItem) bool {
 		return false
 	case a.list != nil:
 		return *a.list == *b.list
+	case a.dom == nil || b.dom == nil:
+		return a.dom == b.dom && a.settled == b.settled
 	}
 	return a.settled == b.settled && a.dom.Name == b.dom.Name && a.dom.Origin == b.dom.Origin &&
 		slices.Equal(a.dom.Aliases, b.dom.Aliases)
@@ -120,6 +124,15 @@ func (x *External) entries(delims string, prev map[string]*entry) map[string]*en
 			continue
 		}
 		out[key] = externalDomain(key, it)
+	}
+	if !x.Settled && len(x.Domains) == 0 {
+		it := &externalItem{source: x.Source}
+		key := externalKey(x.Source, "unsettled", "")
+		if p := prev[key]; p != nil && p.ext != nil && p.ext.same(it) {
+			out[key] = p
+		} else {
+			out[key] = &entry{name: key, path: cmp.Or(x.Source, "external"), kind: nameIgnored, ext: it}
+		}
 	}
 	return out
 }

@@ -54,6 +54,16 @@ type Domain struct {
 	// `next_hop` and `keep`); a list file's own setting wins.
 	NextHop NextHop
 	Keep    *bool
+	// Postmaster and Abuse are where postmaster@ and abuse@ of the
+	// domain and of its alias domains go (keys `postmaster`, `abuse`;
+	// RFC 5321 §4.5.1, RFC 2142 §2): an address of any domain, as the
+	// file writes it ("hostmaster@example.net"), checked. Empty when not
+	// set. A list of that name wins over the setting.
+	Postmaster, Abuse string
+
+	// The lines of the keys postmaster and abuse, for problems found
+	// when the snapshot is built.
+	postmasterLine, abuseLine int
 }
 
 // listFile is the TOML schema of a list file. Unknown keys are errors.
@@ -72,6 +82,8 @@ type domainFile struct {
 	Aliases     []string `toml:"aliases"`
 	NextHop     string   `toml:"next_hop"`
 	Keep        *bool    `toml:"keep"`
+	Postmaster  string   `toml:"postmaster"`
+	Abuse       string   `toml:"abuse"`
 }
 
 // FileError is a problem with one file of the lists directory. Its message
@@ -162,6 +174,8 @@ var (
 		"aliases":     "an array of domain strings",
 		"next_hop":    "a string such as \"lmtp:inet:127.0.0.1:8024\"",
 		"keep":        "a boolean",
+		"postmaster":  "an address string such as \"hostmaster@example.net\"",
+		"abuse":       "an address string such as \"hostmaster@example.net\"",
 	}
 )
 
@@ -229,7 +243,57 @@ func parseDomain(path, name string, data []byte) (*Domain, error) {
 			d.Aliases = append(d.Aliases, c)
 		}
 	}
+	for _, k := range []struct {
+		key, v string
+		dst    *string
+		line   *int
+	}{
+		{"postmaster", f.Postmaster, &d.Postmaster, &d.postmasterLine},
+		{"abuse", f.Abuse, &d.Abuse, &d.abuseLine},
+	} {
+		if k.v == "" {
+			continue
+		}
+		*k.line = valueLine(data, k.key, -1)
+		if err := checkTarget(k.v, k.key, d); err != nil {
+			return nil, &FileError{File: path, Line: *k.line, Err: fmt.Errorf("%s: %w", k.key, err)}
+		}
+		*k.dst = k.v
+	}
 	return d, nil
+}
+
+// checkTarget checks addr, the value of the key postmaster or abuse
+// (local) of the domain file of d: one address, local@domain, that
+// Postfix's virtual_alias_maps can return as it is. The local part obeys
+// a list name's rules, and may hold a recipient delimiter
+// ("hostmaster+lists@example.net"); the domain may be any. It must not
+// be local@ d's domain or one of its alias domains: that would rewrite
+// the address to itself.
+func checkTarget(addr, local string, d *Domain) error {
+	if addr != strings.TrimSpace(addr) {
+		return fmt.Errorf("%q has leading or trailing space", addr)
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 {
+		return fmt.Errorf("%q is not an address: want local@domain", addr)
+	}
+	domain, err := canonicalDomain(addr[at+1:])
+	if err != nil {
+		return err
+	}
+	l, err := canonicalLocal(addr[:at], "")
+	if err != nil {
+		return err
+	}
+	// One address, unquoted: no list (","), no comment, no brackets.
+	if i := strings.IndexAny(l, " \t,;:<>()[]\"@"); i >= 0 {
+		return fmt.Errorf("local part %q contains %q: want one plain address", addr[:at], l[i])
+	}
+	if l == local && (domain == d.Name || slices.Contains(d.Aliases, domain)) {
+		return fmt.Errorf("%s is the address itself", addr)
+	}
+	return nil
 }
 
 // parseNextHopKey parses the value v of the key next_hop of the file at

@@ -29,6 +29,9 @@ type Snapshot struct {
 	problems []*FileError            // sorted by file
 	entries  map[string]*entry       // by directory entry name
 	claims   map[string]bool         // every address a list claims as an alias
+	// blind is set while an External has never been reached and declares
+	// no domain: which domains it serves is unknown (ServesDomain).
+	blind bool
 }
 
 // domainIndex holds the addresses of one served domain. An alias domain
@@ -41,6 +44,9 @@ type domainIndex struct {
 	// address of the domain tempfails instead of getting a 550: it may be
 	// an alias the broken file declares (after a restart, say).
 	unsettled int
+	// postmaster and abuse are the domain file's settings of the same
+	// name: where postmaster@ and abuse@ go when no list has that name.
+	postmaster, abuse string
 }
 
 // target is what a canonical local part names: a list, or a list that
@@ -104,6 +110,9 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 	for _, e := range entries {
 		if e.err != nil {
 			s.problems = append(s.problems, e.err)
+		}
+		if e.ext != nil && e.ext.list == nil && e.ext.dom == nil {
+			s.blind = true // an External that knows no domain yet
 		}
 		if e.kind == nameDomain && e.ext != nil {
 			extDomains = append(extDomains, e) // no conflict with a domain file: merged below
@@ -212,6 +221,29 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 			}
 		}
 	}
+	// postmaster and abuse of a domain file: a list of that name (or a
+	// list's alias) wins.
+	for _, dom := range domainAliases {
+		d := s.domains[dom.Name]
+		for _, k := range []struct {
+			local, target string
+			line          int
+			dst           *string
+		}{
+			{"postmaster", dom.Postmaster, dom.postmasterLine, &d.postmaster},
+			{"abuse", dom.Abuse, dom.abuseLine, &d.abuse},
+		} {
+			if k.target == "" {
+				continue
+			}
+			if t, ok := d.locals[k.local]; ok {
+				s.problems = append(s.problems, &FileError{File: dom.File, Line: k.line,
+					Err: fmt.Errorf("%s = %q is ignored: %s@%s is a list (%s), and the list wins", k.local, k.target, k.local, dom.Name, t.list.File)})
+				continue
+			}
+			*k.dst = k.target
+		}
+	}
 	sortProblems(s.problems)
 	return s
 }
@@ -270,7 +302,10 @@ func (s *Snapshot) update(entries map[string]*entry, changes []change, gen uint6
 		at := strings.LastIndexByte(addr, '@')
 		local, domain := addr[:at], addr[at+1:]
 		d := s.domains[domain]
-		if seen[addr] || s.claims[addr] || d == nil || d.name != domain {
+		if seen[addr] || s.claims[addr] || d == nil || d.name != domain ||
+			local == "postmaster" || local == "abuse" {
+			// (a list of these names decides whether a domain file's
+			// postmaster or abuse setting holds: built afresh)
 			return nil
 		}
 		seen[addr] = true
@@ -303,7 +338,9 @@ func (s *Snapshot) update(entries map[string]*entry, changes []change, gen uint6
 		if len(cloned) == 0 {
 			n.domains = maps.Clone(s.domains)
 		}
-		c := &domainIndex{name: d.name, locals: maps.Clone(d.locals), unsettled: d.unsettled}
+		c := new(domainIndex)
+		*c = *d
+		c.locals = maps.Clone(d.locals)
 		cloned[d] = c
 		for name, x := range n.domains { // alias domains share the index
 			if x == d {
@@ -419,10 +456,62 @@ func (s *Snapshot) Resolve(rcpt string) Verdict {
 			}
 		}
 	}
+	if local, t := d.aliasOf(lkey); t != "" {
+		return Verdict{Status: Alias, Target: t, Local: local, Domain: d.name, Extension: ext}
+	}
 	if d.unsettled > 0 {
 		return Verdict{Status: Broken, Extension: ext}
 	}
 	return Verdict{Status: Unknown, Extension: ext}
+}
+
+// aliasOf returns, for the canonical local part "postmaster" or "abuse",
+// that name and the address it goes to by the domain file's setting;
+// target is "" when there is none.
+func (d *domainIndex) aliasOf(local []byte) (name, target string) {
+	if len(local) > len("postmaster") {
+		return "", ""
+	}
+	switch string(local) {
+	case "postmaster":
+		return "postmaster", d.postmaster
+	case "abuse":
+		return "abuse", d.abuse
+	}
+	return "", ""
+}
+
+// ServesDomain says whether listgate serves domain, as Postfix gives it
+// to a table lookup (relay_domains, socketmap_table(5)): in any case, with
+// or without a trailing dot, in U-label or A-label form. It returns
+// Accept for a served domain (a list's or a domain file's domain, an
+// alias domain, an External's domain), NotServed for any other (and for
+// a key starting with ".", Postfix's parent-domain form, and one that is
+// no IDNA name at all), and Broken while an External (GNU Mailman) has
+// never been reached and declares no domain: nothing can be said of a
+// domain not otherwise served. An ASCII domain of up to 255 octets is
+// looked up without allocating.
+func (s *Snapshot) ServesDomain(domain string) Status {
+	domain = strings.TrimSuffix(domain, ".")
+	if domain == "" || domain[0] == '.' {
+		return NotServed
+	}
+	var d *domainIndex
+	var buf [256]byte
+	if len(domain) <= len(buf) && isASCII(domain) {
+		d = s.domains[string(appendLower(buf[:0], domain))]
+	} else if key := slowKey("", domain); key != nil {
+		d = s.domains[string(key[1:])]
+	} else {
+		return NotServed // not a domain name at all
+	}
+	switch {
+	case d != nil:
+		return Accept
+	case s.blind:
+		return Broken
+	}
+	return NotServed
 }
 
 func (t target) verdict(kind Kind, ext string) Verdict {

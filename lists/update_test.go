@@ -21,12 +21,14 @@ func TestUpdateMatchesBuild(t *testing.T) {
 	names := []string{
 		"a@x.example", "A@x.example", "b@x.example", "c@x.example", "d@y.example", "e@y.example",
 		"a@y.example", "@x.example", "@y.example", "@z.example", "README", "bad@..", "f@z.example",
+		"postmaster@x.example", "abuse@y.example",
 	}
 	contents := []string{
 		"", "", "", "description = \"d\"\n", "max_message_size = 7\n", "max_message_size = 9\n",
 		"descripton = 1\n", "[broken\n",
 		"aliases = [\"b@x.example\"]\n", "aliases = [\"old@y.example\"]\n", "aliases = [\"a@z.example\"]\n",
 		"aliases = [\"z.example\"]\n", "aliases = [\"w.example\"]\n",
+		"postmaster = \"hm@w.example\"\nabuse = \"hm@w.example\"\n", "aliases = [\"abuse@x.example\"]\n",
 	}
 	var rcpts []string
 	for _, n := range names {
@@ -37,7 +39,7 @@ func TestUpdateMatchesBuild(t *testing.T) {
 			}
 		}
 	}
-	rcpts = append(rcpts, "old@y.example", "old-owner@y.example", "nobody@x.example")
+	rcpts = append(rcpts, "old@y.example", "old-owner@y.example", "nobody@x.example", "abuse@z.example", "postmaster@z.example")
 
 	rnd := rand.New(rand.NewPCG(3, 4))
 	dir := t.TempDir()

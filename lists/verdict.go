@@ -26,6 +26,13 @@ const (
 	// list's max_message_size or the global limit (552 5.3.4). Resolve
 	// never returns it; Verdict.CheckSize does.
 	TooLarge
+	// Alias means the recipient is postmaster@ or abuse@ of a served
+	// domain (RFC 5321 §4.5.1, RFC 2142 §2) whose domain file names the
+	// address it goes to (keys `postmaster`, `abuse`), and no list has
+	// that name: Verdict.Target is that address. Postfix rewrites it
+	// through virtual_alias_maps (the socketmap door's map "aliases");
+	// the milter and policy doors let it pass.
+	Alias
 )
 
 var statusNames = [...]string{
@@ -34,10 +41,11 @@ var statusNames = [...]string{
 	Accept:    "accept",
 	Broken:    "tempfail",
 	TooLarge:  "too-large",
+	Alias:     "alias",
 }
 
 // String returns the status as logs and `listgate check` print it:
-// "accept", "unknown", "not-served", "tempfail" or "too-large".
+// "accept", "unknown", "not-served", "tempfail", "too-large" or "alias".
 func (s Status) String() string {
 	if int(s) < len(statusNames) {
 		return statusNames[s]
@@ -115,6 +123,10 @@ type Verdict struct {
 	// MaxMessageSize is the list's max_message_size in bytes when Kind is
 	// Post, 0 when there is no list limit. Sub-addresses have none.
 	MaxMessageSize int64
+	// Target is the address an Alias recipient goes to, as its domain
+	// file writes it (e.g. "hostmaster@example.net"); empty otherwise.
+	// Domain is then the served domain whose file sets it.
+	Target string
 }
 
 // DefaultMaxMessageSize is the global message size limit when none is

@@ -38,6 +38,7 @@
 //	tempfail    RCPT        451 4.3.0 Temporary lookup failure
 //	too-large   RCPT        552 5.3.4 Message size exceeds fixed limit
 //	too-large   after DATA  552 5.3.4 <rcpt> Message size exceeds fixed limit
+//	alias       RCPT        451 4.3.0 Temporary lookup failure
 //	error       RCPT        451 4.3.0 Requested action aborted: local error in processing
 //	error       after DATA  451 4.3.0 <rcpt> Requested action aborted: local error in processing
 //	no-space    after DATA  452 4.3.1 <rcpt> Insufficient system storage

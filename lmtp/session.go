@@ -146,6 +146,12 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) (err error) {
 	}
 	o := reply.Of(v.Status)
 	s.srv.logOutcome(to, v.List, o, s.tx.id, "")
+	if o == reply.Alias {
+		// Postfix should have rewritten it before delivery; the 451
+		// keeps the mail queued until it does.
+		s.srv.log.Warn(fmt.Sprintf("%s@%s is an alias for %s: Postfix's virtual_alias_maps (socketmap aliases) should have rewritten it",
+			v.Local, v.Domain, v.Target), "door", "lmtp", "rcpt", to, "lmtp_id", s.tx.id)
+	}
 	if o != reply.Accept {
 		return smtpError(reply.RCPT, o)
 	}

@@ -114,6 +114,7 @@
 //	tempfail    RCPT            451 4.3.0 Temporary lookup failure
 //	too-large   RCPT            552 5.3.4 Message size exceeds fixed limit
 //	too-large   end of message  552 5.3.4 Message size exceeds fixed limit
+//	alias       RCPT            continue
 //	error       RCPT            451 4.3.0 Requested action aborted: local error in processing
 //	error       end of message  451 4.3.0 Requested action aborted: local error in processing
 //

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		rcpt: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_milter_recipients_total",
-			Help: "Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, error).",
+			Help: "Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, alias, error).",
 		}, []string{"verdict"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_milter_messages_total",
@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Milter connections closed because the MTA sent a malformed packet.",
 		}),
 	}
-	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.LocalError} {
+	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.LocalError} {
 		m.rcpt.WithLabelValues(o.String())
 	}
 	for _, r := range []string{reply.Accept.String(), reply.TooLarge.String(), labelUnchecked, labelError} {

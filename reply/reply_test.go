@@ -30,6 +30,7 @@ func TestWire(t *testing.T) {
 		NotServed:  {unavail, "-", "continue", "-", "DUNNO", "NOTFOUND"},
 		Broken:     {lookup, "-", lookup, "-", lookup, "TEMP Temporary lookup failure"},
 		TooLarge:   {tooLarge, tooLarge, tooLarge, tooLarge, tooLarge, "-"},
+		Alias:      {lookup, "-", "continue", "-", "DUNNO", "OK"},
 		LocalError: {local, local, local, local, local, "TEMP Requested action aborted: local error in processing"},
 		NoSpace:    {"-", "452 4.3.1 Insufficient system storage", "-", "-", "-", "-"},
 	}
@@ -139,6 +140,10 @@ func TestForDoor(t *testing.T) {
 		{Socketmap, lists.Accept, RCPT, "OK"},
 		{Socketmap, lists.NotServed, RCPT, "NOTFOUND"},
 		{Socketmap, lists.Broken, RCPT, "TEMP Temporary lookup failure"},
+		{LMTP, lists.Alias, RCPT, "451 4.3.0 Temporary lookup failure"},
+		{Milter, lists.Alias, RCPT, "continue"},
+		{Policy, lists.Alias, RCPT, "DUNNO"},
+		{Socketmap, lists.Alias, RCPT, "OK"},
 	}
 	for _, tt := range tests {
 		a := ForDoor(tt.door, tt.status)
@@ -202,7 +207,7 @@ func TestNames(t *testing.T) {
 	for _, o := range Outcomes() {
 		names = append(names, o.String())
 	}
-	if got := strings.Join(names, " "); got != "accept unknown not-served tempfail too-large error no-space" {
+	if got := strings.Join(names, " "); got != "accept unknown not-served tempfail too-large alias error no-space" {
 		t.Errorf("outcomes: %s", got)
 	}
 	for _, d := range Doors() {

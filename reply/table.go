@@ -3,7 +3,7 @@ package reply
 import "github.com/listgate/listgate/lists"
 
 // Outcome is a row of the verdict table: what a door has to answer for.
-// The first five are the statuses of lists (Of maps them); LocalError and
+// The first six are the statuses of lists (Of maps them); LocalError and
 // NoSpace are failures of listgate itself. The zero Outcome is not valid:
 // the table answers it, like any value it does not know, as LocalError.
 type Outcome uint8
@@ -23,6 +23,10 @@ const (
 	Broken
 	// TooLarge: the message exceeds a size limit (lists.TooLarge).
 	TooLarge
+	// Alias: postmaster@ or abuse@ of a served domain whose domain file
+	// names where it goes (lists.Alias): Postfix's virtual_alias_maps
+	// rewrites it, through the socketmap door's map "aliases".
+	Alias
 	// LocalError: listgate failed (a storage error, data cut off, a
 	// panic, no lists to ask): a tempfail, the sender retries. Printed
 	// "error".
@@ -39,14 +43,15 @@ var outcomeNames = [...]string{
 	NotServed:  "not-served",
 	Broken:     "tempfail",
 	TooLarge:   "too-large",
+	Alias:      "alias",
 	LocalError: "error",
 	NoSpace:    "no-space",
 }
 
 // String returns the outcome as logs print it and as the "verdict" label
 // of the doors' metrics holds it: the lists.Status name for the first
-// five ("accept", "unknown", "not-served", "tempfail", "too-large"), then
-// "error" and "no-space".
+// six ("accept", "unknown", "not-served", "tempfail", "too-large",
+// "alias"), then "error" and "no-space".
 func (o Outcome) String() string {
 	if o > 0 && int(o) < len(outcomeNames) {
 		return outcomeNames[o]
@@ -77,6 +82,8 @@ func Of(s lists.Status) Outcome {
 		return Broken
 	case lists.TooLarge:
 		return TooLarge
+	case lists.Alias:
+		return Alias
 	}
 	return LocalError
 }
@@ -300,6 +307,17 @@ var table = [numOutcomes + 1]Row{
 		milter:    stages{send(tooLarge), send(tooLarge)},
 		policy:    stages{send(tooLarge), none},
 		socketmap: stages{none, none},
+	},
+	Alias: {
+		When: "`postmaster@` or `abuse@` of a served domain whose domain file sets `postmaster` or `abuse` " +
+			"(and no list has that name): the socketmap's `aliases` map gives Postfix's `virtual_alias_maps` the address " +
+			"to rewrite it to; the milter and the policy service let it pass. The LMTP door should never see it " +
+			"(Postfix rewrites it before delivery): it tempfails, so the mail stays queued while the admin " +
+			"adds the `aliases` map, and logs why",
+		lmtp:      stages{send(lookupFailure), none},
+		milter:    stages{pass, none},
+		policy:    stages{pass, none},
+		socketmap: stages{found, none},
 	},
 	LocalError: {
 		When: "listgate itself failed: a storage error, message data cut off, an internal panic, " +
