@@ -23,8 +23,8 @@ func TestCorpus(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.Rcpt, func(t *testing.T) {
 			v := snap.Resolve(c.Rcpt)
-			got := fmt.Sprintf("%v %s %s %q", v.Status, v.List, v.Kind, v.Extension)
-			want := fmt.Sprintf("%v %s %s %q", c.Status, c.List, c.Kind, c.Extension)
+			got := fmt.Sprintf("%v %s %s %q %q", v.Status, v.List, v.Kind, v.Extension, v.Target)
+			want := fmt.Sprintf("%v %s %s %q %q", c.Status, c.List, c.Kind, c.Extension, c.Target)
 			if got != want {
 				t.Errorf("verdicts.txt:%d: Resolve(%q) = %s, want %s", c.Line, c.Rcpt, got, want)
 			}

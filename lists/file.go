@@ -274,6 +274,10 @@ func checkTarget(addr, local string, d *Domain) error {
 	if addr != strings.TrimSpace(addr) {
 		return fmt.Errorf("%q has leading or trailing space", addr)
 	}
+	// One address, unquoted: no list (","), no comment, no brackets.
+	if i := strings.IndexAny(addr, " \t,;:<>()[]\""); i >= 0 || strings.Count(addr, "@") > 1 {
+		return fmt.Errorf("%q is not one plain address: want local@domain", addr)
+	}
 	at := strings.LastIndexByte(addr, '@')
 	if at <= 0 {
 		return fmt.Errorf("%q is not an address: want local@domain", addr)
@@ -285,10 +289,6 @@ func checkTarget(addr, local string, d *Domain) error {
 	l, err := canonicalLocal(addr[:at], "")
 	if err != nil {
 		return err
-	}
-	// One address, unquoted: no list (","), no comment, no brackets.
-	if i := strings.IndexAny(l, " \t,;:<>()[]\"@"); i >= 0 {
-		return fmt.Errorf("local part %q contains %q: want one plain address", addr[:at], l[i])
 	}
 	if l == local && (domain == d.Name || slices.Contains(d.Aliases, domain)) {
 		return fmt.Errorf("%s is the address itself", addr)

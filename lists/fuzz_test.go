@@ -85,6 +85,7 @@ func FuzzResolve(f *testing.F) {
 		f.Fatal(err)
 	}
 	served := snap.ServedDomains()
+	doms := snap.Domains()
 	byAddr := make(map[string]*lists.List)
 	for _, l := range snap.Lists() {
 		byAddr[l.Address] = l
@@ -128,8 +129,21 @@ func FuzzResolve(f *testing.F) {
 				t.Errorf("Resolve(%q) = %+v", rcpt, v)
 			}
 		case lists.Unknown, lists.NotServed:
-			if v.List != "" || v.Local != "" || v.Domain != "" || v.Kind != "" || v.MaxMessageSize != 0 {
+			if v.List != "" || v.Local != "" || v.Domain != "" || v.Kind != "" || v.MaxMessageSize != 0 || v.Target != "" {
 				t.Errorf("Resolve(%q) = %+v", rcpt, v)
+			}
+		case lists.Alias:
+			// postmaster@ or abuse@ of a domain file that says where
+			// it goes; no list has the name.
+			var want string
+			for _, d := range doms {
+				if d.Name == v.Domain {
+					want = map[string]string{"postmaster": d.Postmaster, "abuse": d.Abuse}[v.Local]
+				}
+			}
+			if want == "" || v.Target != want || v.List != "" || v.Kind != "" || v.MaxMessageSize != 0 ||
+				byAddr[v.Local+"@"+v.Domain] != nil {
+				t.Errorf("Resolve(%q) = %+v: not an alias of the snapshot", rcpt, v)
 			}
 		default:
 			t.Fatalf("Resolve(%q) = %+v: status %v", rcpt, v, v.Status)
@@ -158,6 +172,12 @@ func FuzzResolve(f *testing.F) {
 		}
 		if (v.Status == lists.NotServed) == isServed {
 			t.Errorf("Resolve(%q) = %v, but its domain is served: %v", rcpt, v.Status, isServed)
+		}
+		// ServesDomain agrees, for the domain as Postfix would ask it.
+		if at >= 0 {
+			if got := snap.ServesDomain(addr[at+1:]); (got == lists.Accept) != isServed || got == lists.Broken {
+				t.Errorf("ServesDomain(%q) = %v, but Resolve(%q) = %v", addr[at+1:], got, rcpt, v.Status)
+			}
 		}
 	})
 }

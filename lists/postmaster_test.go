@@ -2,6 +2,7 @@ package lists_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,9 +83,9 @@ func TestPostmasterProblems(t *testing.T) {
 		{"not an address", map[string]string{"@example.org": "description = \"d\"\npostmaster = \"hostmaster\"\n"},
 			`@example.org:2: postmaster: "hostmaster" is not an address: want local@domain`, "postmaster@example.org", lists.Unknown},
 		{"two addresses", map[string]string{"@example.org": "abuse = \"a@example.net, b@example.net\"\n"},
-			`@example.org:1: abuse: local part "a@example.net, b" contains '@': want one plain address`, "abuse@example.org", lists.Unknown},
+			`@example.org:1: abuse: "a@example.net, b@example.net" is not one plain address: want local@domain`, "abuse@example.org", lists.Unknown},
 		{"bad domain", map[string]string{"@example.org": "\n\npostmaster = \"h@exa mple.net\"\n"},
-			`@example.org:3: postmaster: domain "exa mple.net" contains ' '`, "postmaster@example.org", lists.Unknown},
+			`@example.org:3: postmaster: "h@exa mple.net" is not one plain address: want local@domain`, "postmaster@example.org", lists.Unknown},
 		{"spaces", map[string]string{"@example.org": "postmaster = \" h@example.net\"\n"},
 			`@example.org:1: postmaster: " h@example.net" has leading or trailing space`, "postmaster@example.org", lists.Unknown},
 		{"itself", map[string]string{"@example.org": "postmaster = \"PostMaster@example.org\"\n"},
@@ -184,5 +185,42 @@ func TestServesDomain(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { snap.ServesDomain("Lists.Example.ORG.") }); n != 0 {
 		t.Errorf("ServesDomain allocates %v times", n)
+	}
+}
+
+// TestPostmasterMailman: a domain file for a GNU Mailman domain sets
+// postmaster and abuse for it and for Mailman's alias domain; a Mailman
+// list of that name wins, as a list file's does.
+func TestPostmasterMailman(t *testing.T) {
+	dir, _ := loadDir(t, lists.Options{}, map[string]string{
+		"@example.org": "postmaster = \"hostmaster@example.net\"\nabuse = \"abuse-desk@example.net\"\n",
+	})
+	for _, settled := range []bool{true, false} {
+		snap, err := lists.Load(dir, lists.Options{External: mailmanSet(settled, "announce@example.org", "abuse@example.org")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rcpt, want := range map[string]string{
+			"postmaster@example.org":       "alias hostmaster@example.net",
+			"Postmaster@Lists.Example.ORG": "alias hostmaster@example.net",
+			"abuse@lists.example.org":      "accept ",
+			"bogus@example.org":            map[bool]string{true: "unknown ", false: "tempfail "}[settled],
+		} {
+			v := snap.Resolve(rcpt)
+			if got := fmt.Sprintf("%v %s", v.Status, v.Target); got != want {
+				t.Errorf("settled %v: Resolve(%q) = %q, want %q", settled, rcpt, got, want)
+			}
+		}
+		var ps []string
+		for _, p := range snap.Problems() {
+			ps = append(ps, strings.ReplaceAll(p.Error(), dir, "DIR"))
+		}
+		want := `DIR/@example.org:2: abuse = "abuse-desk@example.net" is ignored: abuse@example.org is a list (http://127.0.0.1:8001/3.1/lists/abuse.example.org), and the list wins`
+		if len(ps) != 1 || ps[0] != want {
+			t.Errorf("settled %v: problems %q, want %q", settled, ps, want)
+		}
+		if ds := snap.Domains(); len(ds) != 1 || ds[0].Postmaster != "hostmaster@example.net" || !slices.Equal(ds[0].Aliases, []string{"lists.example.org"}) {
+			t.Errorf("settled %v: domains %+v", settled, ds)
+		}
 	}
 }

@@ -407,7 +407,9 @@ func sortProblems(ps []*FileError) {
 //  3. local@domain is a list or list alias: the posting address.
 //  4. Else split local at its last '-': a sub-address name after it and a
 //     list before it: that list's sub-address.
-//  5. Else unknown (or not served, when the domain is not served).
+//  5. Else, for postmaster or abuse whose domain file says where it goes
+//     (and no list has the name): Alias, with Verdict.Target.
+//  6. Else unknown (or not served, when the domain is not served).
 //
 // For an all-ASCII recipient whose local part (up to the delimiter) and
 // domain fit in 255 octets together, as RFC 5321 §4.5.3.1.3 paths do,

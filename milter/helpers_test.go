@@ -131,12 +131,12 @@ func loadCorpus(t testing.TB) []corpus.Case {
 }
 
 // wantMilter is what the milter door must answer for a corpus case: a
-// continue for accepted and foreign recipients (the corpus codes are the
-// LMTP door's), otherwise the corpus code and enhanced code with the
-// reply table's text.
+// continue for accepted and foreign recipients and for postmaster/abuse
+// aliases (the corpus codes are the LMTP door's), otherwise the corpus
+// code and enhanced code with the reply table's text.
 func wantMilter(c corpus.Case) string {
 	switch c.Status {
-	case lists.Accept, lists.NotServed:
+	case lists.Accept, lists.NotServed, lists.Alias:
 		return "continue"
 	}
 	r := reply.For(reply.Milter, reply.RCPT, reply.Of(c.Status)).Reply

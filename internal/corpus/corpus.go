@@ -26,6 +26,7 @@ type Case struct {
 	List      string       // expected canonical list, "" for none
 	Kind      lists.Kind   // expected kind, "" for none
 	Extension string       // expected extension, "" for none
+	Target    string       // expected Verdict.Target (Alias), "" for none; optional 8th column
 }
 
 // Dir returns the absolute path of lists/testdata.
@@ -53,8 +54,8 @@ func Load() ([]Case, error) {
 			continue
 		}
 		fs := strings.Fields(line)
-		if len(fs) != 7 {
-			return nil, fmt.Errorf("%s:%d: want 7 fields, got %d", path, n, len(fs))
+		if len(fs) != 7 && len(fs) != 8 {
+			return nil, fmt.Errorf("%s:%d: want 7 or 8 fields, got %d", path, n, len(fs))
 		}
 		for i := range fs {
 			if fs[i] == "-" {
@@ -69,8 +70,15 @@ func Load() ([]Case, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: reply code: %w", path, n, err)
 		}
-		cases = append(cases, Case{Line: n, Rcpt: fs[0], Status: st, Code: code, Enhanced: fs[3],
-			List: fs[4], Kind: lists.Kind(fs[5]), Extension: fs[6]})
+		c := Case{Line: n, Rcpt: fs[0], Status: st, Code: code, Enhanced: fs[3],
+			List: fs[4], Kind: lists.Kind(fs[5]), Extension: fs[6]}
+		if len(fs) == 8 {
+			c.Target = fs[7]
+		}
+		if (st == lists.Alias) != (c.Target != "") {
+			return nil, fmt.Errorf("%s:%d: a target exactly for the verdict alias", path, n)
+		}
+		cases = append(cases, c)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("corpus: %s: %w", path, err)

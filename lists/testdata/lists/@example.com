@@ -1,1 +1,2 @@
 aliases = ["lists.example.com"]
+postmaster = "hostmaster@example.net"
