@@ -34,7 +34,7 @@ type postfixFlags struct {
 }
 
 func (f *postfixFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.door, "door", "", "how Postfix asks listgate about each recipient at RCPT TO (`door`): milter (smtpd_milters; the default), policy (check_policy_service) or socketmap (relay_domains, relay_recipient_maps and transport_maps asked live); docs/postfix.md, \"Which door\"")
+	fs.StringVar(&f.door, "door", "", "how Postfix asks listgate about each recipient at RCPT TO (`door`): milter (smtpd_milters; the default), policy (check_policy_service) or socketmap (relay_domains, relay_recipient_maps and transport_maps asked live); docs/postfix.md, \"Which door\". --check recognises the door by itself; with --door, that door must be on (with --unix, its socket is the default)")
 	fs.BoolVar(&f.unix, "unix", false, "Postfix reaches listgate over unix-domain sockets in its queue directory (a chrooted smtpd and lmtp, as on Debian); --lmtp, --milter and the --door's address default to unix:"+postfixQueueDir+"/listgate/{lmtp,milter,policy,socketmap}")
 	fs.StringVar(&f.queueDir, "queue-directory", postfixQueueDir, "Postfix's queue_directory `path`: sockets under it are named relative to it, as chrooted daemons see them")
 	fs.BoolVar(&f.check, "check", false, "read Postfix's configuration (FILE, - for stdin, or run postconf) and name every setting that lets Postfix bounce a bogus list address, accept mail unchecked or lose mail while listgate is down")
@@ -74,8 +74,6 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 		return 0, fmt.Errorf("%w: --check reads one FILE, got %q", errUsage, fs.Args())
 	case f.check && f.postconf:
 		return 0, fmt.Errorf("%w: --postconf prints settings; --check judges them: give one", errUsage)
-	case f.check && f.door != "":
-		return 0, fmt.Errorf("%w: --door chooses what to print; --check recognises the door main.cf asks: give one", errUsage)
 	}
 	door := postconf.DoorMilter
 	if f.door != "" {
@@ -138,8 +136,10 @@ func (f *postfixFlags) listgate(s config.Settings, door postconf.Door, stderr io
 	}
 	f.queueDir = filepath.Clean(f.queueDir)
 	eps := map[string]*postconf.Endpoint{"lmtp": &lg.LMTP, "milter": &lg.Milter, "policy": &lg.Policy, "socketmap": &lg.Socketmap}
+	// --check recognises the door main.cf asks by itself; a --door given
+	// with it must be on (with --unix: defaults to its socket).
 	needed := []string{"lmtp", string(door)}
-	if f.check {
+	if f.check && f.door == "" {
 		needed = []string{"lmtp"}
 	}
 	for _, name := range []string{"lmtp", "milter", "policy", "socketmap"} {
@@ -195,6 +195,8 @@ func roles(snap *lists.Snapshot, dir string) []postconf.Role {
 			switch v := snap.Resolve(r.Addr); v.Status {
 			case lists.Accept:
 				r.List = true
+			case lists.Alias:
+				r.Target = v.Target
 			}
 			out = append(out, r)
 		}
