@@ -104,6 +104,7 @@ func TestListsCommand(t *testing.T) {
 		"broken@broken.example:1: unknown key \"descripton\"",
 		"README.txt: ignored: not a list name",
 		"dup@example.org is declared twice",
+		"postmaster@example.com -> hostmaster@example.net (alias, file " + corpus.ListsDir() + "/@example.com; also at lists.example.com)\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())

@@ -72,6 +72,19 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 			}
 		}
 	}
+	// postmaster@ and abuse@ that a domain file sends elsewhere (a list
+	// of that name wins: Resolve says which holds).
+	for _, d := range snap.Domains() {
+		for _, local := range []string{"postmaster", "abuse"} {
+			if v := snap.Resolve(local + "@" + d.Name); v.Status == lists.Alias {
+				fmt.Fprintf(stdout, "%s@%s -> %s (alias, file %s", local, d.Name, v.Target, d.File)
+				if len(d.Aliases) > 0 {
+					fmt.Fprintf(stdout, "; also at %s", strings.Join(d.Aliases, " "))
+				}
+				fmt.Fprintf(stdout, ")\n")
+			}
+		}
+	}
 	fmt.Fprintf(stdout, "\n%d lists; served domains: %s\n", len(snap.Lists()), strings.Join(snap.ServedDomains(), " "))
 	if mm != nil {
 		fmt.Fprintf(stdout, "mailman %s: %d lists, %d domains", mm.URL, mm.Lists, mm.Domains)
