@@ -373,7 +373,7 @@ func (c *checker) checkDomains(asked bool) {
 	for _, table := range sortedKeys(unchecked) {
 		ds := unchecked[table]
 		c.find(table, c.recipientCheckFix(table),
-			"is empty and listgate's milter is not asked (nor its policy service): Postfix accepts every address of %s unchecked, and bounces the bogus ones when listgate's LMTP refuses them (backscatter)", strings.Join(ds, ", "))
+			"is empty and listgate's milter is not asked: Postfix accepts every address of %s unchecked, and bounces the bogus ones when listgate's LMTP refuses them (backscatter)", strings.Join(ds, ", "))
 	}
 	for _, table := range sortedKeys(tableMisses) {
 		fix := "leave " + table + " empty (listgate's milter is the recipient check), or list the list domains as @domain"
