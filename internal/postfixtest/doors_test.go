@@ -30,6 +30,7 @@ type peer struct {
 	conns map[net.Conn]bool
 	asked []string // what Postfix asked, in order
 	wg    sync.WaitGroup
+	stop  func() // closes the listener and every connection; once
 }
 
 func startPeer(t *testing.T, ln net.Listener, handle func(p *peer, c net.Conn)) *peer {
@@ -50,7 +51,7 @@ func startPeer(t *testing.T, ln net.Listener, handle func(p *peer, c net.Conn)) 
 			})
 		}
 	})
-	t.Cleanup(func() {
+	p.stop = sync.OnceFunc(func() {
 		ln.Close()
 		p.mu.Lock()
 		for c := range p.conns {
@@ -60,6 +61,7 @@ func startPeer(t *testing.T, ln net.Listener, handle func(p *peer, c net.Conn)) 
 		p.wg.Wait()
 		t.Logf("peer %s was asked: %q", ln.Addr(), p.requests())
 	})
+	t.Cleanup(p.stop)
 	return p
 }
 
@@ -182,6 +184,15 @@ func TestContribPolicy(t *testing.T) {
 	if got := pol.requests(); !slices.Contains(got, "RCPT bogus@lists.example.org") || slices.Contains(got, "RCPT victim@foreign.example") {
 		t.Errorf("policy service asked %q: want the list domain's recipients, not the foreign one (smtpd_relay_restrictions refuses it first)", got)
 	}
+
+	// The policy service down: smtpd_policy_service_default_action, a
+	// 4xx at RCPT TO; nothing accepted, nothing refused for good.
+	pol.stop()
+	err = send(t, pf.SMTPAddr, "alice@sender.example", "announce@lists.example.org")
+	wantSMTPError(t, err, 451, smtp.EnhancedCode{4, 3, 5})
+	if q := pf.Queue(t); len(q) != 0 {
+		t.Fatalf("queue with the policy service down: %v", q)
+	}
 }
 
 // main.cf.socketmap: no domain in main.cf; Postfix asks the socketmap which
@@ -251,6 +262,15 @@ func TestContribSocketmap(t *testing.T) {
 				if !slices.Contains(got, want) {
 					t.Errorf("socketmap was not asked %q; it was asked %q", want, got)
 				}
+			}
+
+			// The socketmap down: a lookup error, a 4xx at RCPT TO;
+			// nothing accepted, nothing refused for good.
+			sm.stop()
+			err = send(t, pf.SMTPAddr, "alice@sender.example", "announce@lists.example.org")
+			wantSMTPError(t, err, 451, smtp.EnhancedCode{4, 3, 0}) // "Temporary lookup failure"
+			if q := pf.Queue(t); len(q) != 0 {
+				t.Fatalf("queue with the socketmap down: %v", q)
 			}
 		})
 	}
