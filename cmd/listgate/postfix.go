@@ -88,7 +88,7 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 	ctx := context.Background()
 	tools := postconf.Tools{Postconf: f.command}
 	if !f.check {
-		if len(lg.Domains) == 0 {
+		if len(lg.Domains) == 0 && door != postconf.DoorSocketmap { // the socketmap names no domain in main.cf
 			return 0, fmt.Errorf("%s %s serves no domain yet: add a list file (e.g. announce@example.org) or a Mailman list first, so that relay_domains names it", s.Origin("lists"), s.Lists)
 		}
 		defaults, _ := tools.DefaultsOrBuiltin(ctx, "")

@@ -306,6 +306,11 @@ func TestPostfixUsage(t *testing.T) {
 		{"missing file", []string{"--check", "/nonexistent/postconf.txt"}, 1, "/nonexistent/postconf.txt"},
 		{"not postconf output", []string{"--check", "-"}, 1, "stdin:1: not a main.cf line"},
 		{"check and postconf", []string{"--check", "--postconf"}, exitUsage, "give one"},
+		{"unknown door", []string{"--door", "lmtp"}, exitUsage, `--door: unknown door "lmtp": want milter, policy or socketmap`},
+		{"policy door off", []string{"--door", "policy"}, exitUsage, "--policy is empty: Postfix needs listgate's policy door (it is off by default: run listgate serve --policy inet:127.0.0.1:8026"},
+		{"socketmap door off", []string{"--door", "socketmap"}, exitUsage, "--socketmap is empty"},
+		{"unix socketmap outside the queue", []string{"--door", "socketmap", "--unix", "--socketmap", "unix:/run/listgate/socketmap"}, exitUsage, "--socketmap unix:/run/listgate/socketmap: with --unix"},
+		{"check with every RCPT door off", []string{"--check", "--milter=", "/dev/null"}, exitUsage, "are all empty: Postfix needs one of listgate's doors"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"postfix", "--lists", postconfLists}, tc.args...)
