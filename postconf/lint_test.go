@@ -111,13 +111,17 @@ func TestSettingCommand(t *testing.T) {
 func FuzzLint(f *testing.F) {
 	f.Add("relay_domains = $relay_domains\nsmtpd_milters = { inet:127.0.0.1:8025, default_action=accept }\n")
 	f.Add("relay_domains = ${{$compatibility_level} <level {2} ? {$mydestination} : {}}\nmydestination = example.org\n")
+	f.Add("relay_domains = socketmap:inet:127.0.0.1:8027:domains\nrelay_recipient_maps = proxy:socketmap:inet:localhost:8027:recipients\n" +
+		"transport_maps = socketmap:inet:127.0.0.1:8027:aliases\nvirtual_alias_maps = socketmap:unix:x\n" +
+		"smtpd_recipient_restrictions = permit, check_policy_service { inet:127.0.0.1:8026, default_action=DUNNO }, check_policy_service\n" +
+		"smtpd_policy_service_default_action =\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		c, err := Parse(text, "fuzz")
 		if err != nil {
 			return
 		}
 		lint := func() Report {
-			return Lint(NewSettings(c, BuiltinDefaults(), Options{Tools: Tools{Postmap: "/nonexistent/postmap"}}), testListgate)
+			return Lint(NewSettings(c, BuiltinDefaults(), Options{Tools: Tools{Postmap: "/nonexistent/postmap"}}), doorListgate())
 		}
 		r := lint()
 		for _, fd := range r.Findings {

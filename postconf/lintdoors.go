@@ -94,7 +94,7 @@ func (c *checker) checkPolicy() bool {
 func (c *checker) policyDefaultAction(param, action, fix string) {
 	word, _, _ := strings.Cut(strings.TrimSpace(action), " ")
 	switch w := strings.ToUpper(word); {
-	case action == "":
+	case w == "":
 		c.find(param, fix, "is empty: while listgate is down, smtpd does not know what to answer")
 	case w[0] == '4' || w == "DEFER" || w == "DEFER_IF_PERMIT" || w == "DEFER_IF_REJECT":
 	case w[0] == '5' || w == "REJECT" || w == "DISCARD":
