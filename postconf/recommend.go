@@ -197,7 +197,8 @@ func Recommend(lg Listgate, door Door, queueDir string, d *Defaults) []Setting {
 		add("virtual_alias_maps", lg.SocketmapTable(queueDir, "aliases"),
 			"postmaster@ and abuse@ of a list domain go where its domain file says\n"+
 				"(postmaster = \"...\"), as RFC 5321 §4.5.1 wants; listgate's aliases map\n"+
-				"answers nothing else.")
+				"answers nothing else. Postfix asks it about every recipient: while\n"+
+				"listgate is down, every recipient gets 451 4.3.0.")
 	}
 	add("recipient_delimiter", lg.Delimiter,
 		"The same delimiter as listgate's: list-bounces+token@ is list-bounces@.")
