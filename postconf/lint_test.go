@@ -28,7 +28,7 @@ func TestForms(t *testing.T) {
 func TestLintRecommended(t *testing.T) {
 	var text strings.Builder
 	text.WriteString("recipient_delimiter = -\nmailbox_size_limit = 0\n")
-	for _, s := range Recommend(testListgate, "/var/spool/postfix", BuiltinDefaults()) {
+	for _, s := range Recommend(testListgate, DoorMilter, "/var/spool/postfix", BuiltinDefaults()) {
 		text.WriteString(s.Line() + "\n")
 	}
 	c, err := Parse(text.String(), "main.cf")
@@ -51,7 +51,7 @@ func TestRecommend(t *testing.T) {
 	lg := testListgate
 	lg.LMTP, lg.Milter = Endpoint{"unix", "/var/spool/postfix/listgate/lmtp"}, Endpoint{"unix", "/run/listgate/milter"}
 	got := map[string]string{}
-	for _, s := range Recommend(lg, "/var/spool/postfix", BuiltinDefaults()) {
+	for _, s := range Recommend(lg, DoorMilter, "/var/spool/postfix", BuiltinDefaults()) {
 		got[s.Name] = s.Value
 		if s.Why == "" {
 			t.Errorf("%s: no reason", s.Name)
@@ -70,7 +70,7 @@ func TestRecommend(t *testing.T) {
 	}
 	note := SocketNote(lg, "/var/spool/postfix")
 	for _, want := range []string{"install -d -o listgate -g postfix -m 2750 /var/spool/postfix/listgate /run/listgate",
-		"master.cf: /run/listgate/milter is outside Postfix's queue directory", "postconf -F smtp/inet/chroot=n lmtp/unix/chroot=n"} {
+		"master.cf: /run/listgate/milter is outside Postfix's queue directory", "a chrooted smtpd cannot reach it", "postconf -F smtp/inet/chroot=n),"} {
 		if !strings.Contains(note, want) {
 			t.Errorf("SocketNote lacks %q:\n%s", want, note)
 		}
@@ -111,13 +111,17 @@ func TestSettingCommand(t *testing.T) {
 func FuzzLint(f *testing.F) {
 	f.Add("relay_domains = $relay_domains\nsmtpd_milters = { inet:127.0.0.1:8025, default_action=accept }\n")
 	f.Add("relay_domains = ${{$compatibility_level} <level {2} ? {$mydestination} : {}}\nmydestination = example.org\n")
+	f.Add("relay_domains = socketmap:inet:127.0.0.1:8027:domains\nrelay_recipient_maps = proxy:socketmap:inet:localhost:8027:recipients\n" +
+		"transport_maps = socketmap:inet:127.0.0.1:8027:aliases\nvirtual_alias_maps = socketmap:unix:x\n" +
+		"smtpd_recipient_restrictions = permit, check_policy_service { inet:127.0.0.1:8026, default_action=DUNNO }, check_policy_service\n" +
+		"smtpd_policy_service_default_action =\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		c, err := Parse(text, "fuzz")
 		if err != nil {
 			return
 		}
 		lint := func() Report {
-			return Lint(NewSettings(c, BuiltinDefaults(), Options{Tools: Tools{Postmap: "/nonexistent/postmap"}}), testListgate)
+			return Lint(NewSettings(c, BuiltinDefaults(), Options{Tools: Tools{Postmap: "/nonexistent/postmap"}}), doorListgate())
 		}
 		r := lint()
 		for _, fd := range r.Findings {
