@@ -49,8 +49,11 @@ type Settings struct {
 	RecipientDelimiter string // as Postfix's recipient_delimiter; "none": no extensions
 	Spool              string // the spool directory (key spool)
 
-	LMTP, Milter      postconf.Endpoint // the doors (keys lmtp, milter)
-	Policy, Socketmap postconf.Endpoint // doors not built yet: must stay off
+	LMTP, Milter postconf.Endpoint // the doors (keys lmtp, milter)
+	// Policy is Postfix's policy delegation door (SMTPD_POLICY_README),
+	// Socketmap its socketmap table door (socketmap_table(5)); both off
+	// by default (docs/postfix.md, "Which door").
+	Policy, Socketmap postconf.Endpoint
 	Metrics           postconf.Endpoint // HTTP /metrics, /healthz, /readyz
 
 	MaxMessageSize  int64         // bytes, for any address
@@ -96,8 +99,8 @@ var keys = []key{
 	{"spool", DefaultSpool, "the spool `directory`: one Maildir per list and sub-address"},
 	{"lmtp", "inet:127.0.0.1:8024", "LMTP sink `address` (inet:host:port or unix:/path; empty: off)"},
 	{"milter", "inet:127.0.0.1:8025", "milter `address` (inet:host:port or unix:/path; empty: off)"},
-	{"policy", "", "Postfix policy delegation `address` (not built yet: leave empty)"},
-	{"socketmap", "", "Postfix socketmap table `address` (not built yet: leave empty)"},
+	{"policy", "", "Postfix policy delegation `address` (inet:host:port or unix:/path; empty: off) for check_policy_service, instead of the milter"},
+	{"socketmap", "", "Postfix socketmap table `address` (inet:host:port or unix:/path; empty: off): maps domains, recipients, transport and aliases for relay_domains, relay_recipient_maps, transport_maps and virtual_alias_maps"},
 	{"metrics", "", "HTTP `address` (inet:host:port or unix:/path) for /metrics, /healthz and /readyz (empty: off)"},
 	{"max_message_size", "64MiB", "largest message in `bytes` for any address (units: MB, MiB, ...); keep Postfix's message_size_limit at or below it"},
 	{"hostname", "", "host `name` for LHLO's greeting, Received headers and Maildir names (default: the system's)"},

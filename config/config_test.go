@@ -35,8 +35,8 @@ recipient_delimiter = "none"
 spool = "/srv/spool"
 lmtp = "unix:/run/listgate/lmtp"
 milter = "127.0.0.1:9025"
-policy = ""
-socketmap = ""
+policy = "inet:127.0.0.1:8026"
+socketmap = "unix:/run/listgate/socketmap"
 metrics = "inet:[::1]:9100"
 max_message_size = "10MB"
 hostname = "mx.example.org"
@@ -60,6 +60,8 @@ mailman_unready_after = "0s"
 				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool",
 				LMTP:           postconf.Endpoint{Network: "unix", Address: "/run/listgate/lmtp"},
 				Milter:         postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:9025"},
+				Policy:         postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8026"},
+				Socketmap:      postconf.Endpoint{Network: "unix", Address: "/run/listgate/socketmap"},
 				Metrics:        postconf.Endpoint{Network: "tcp", Address: "[::1]:9100"},
 				MaxMessageSize: 10_000_000, Hostname: "mx.example.org", LogLevel: -4, LogFormat: "json",
 				ShutdownTimeout: 5 * time.Second, RescanInterval: 0, File: "/etc/lg/listgate.toml",
@@ -77,6 +79,11 @@ mailman_unready_after = "0s"
 		{"relative paths: from the file's directory", "lists = \"lists\"\nspool = \"../spool\"\nlmtp = \"unix:run/lmtp\"\n", func(t *testing.T, s Settings) {
 			if s.Lists != "/etc/lg/lists" || s.Spool != "/etc/spool" || s.LMTP.Address != "/etc/lg/run/lmtp" {
 				t.Errorf("lists %q spool %q lmtp %q", s.Lists, s.Spool, s.LMTP)
+			}
+		}, ""},
+		{"policy and socketmap: off by default, relative unix paths from the file", "policy = \"unix:run/policy\"\n", func(t *testing.T, s Settings) {
+			if s.Policy != (postconf.Endpoint{Network: "unix", Address: "/etc/lg/run/policy"}) || On(s.Socketmap) || On(Defaults().Policy) {
+				t.Errorf("policy %v, socketmap %v, default policy %v", s.Policy, s.Socketmap, Defaults().Policy)
 			}
 		}, ""},
 		{"integer size", "max_message_size = 1048576\n", func(t *testing.T, s Settings) {
@@ -103,6 +110,8 @@ mailman_unready_after = "0s"
 		{"wrong type: inline table", "spool = {dir = \"x\"}\n", nil, `listgate.toml:1: spool: want a string, got a table`},
 		{"wrong type: array", "lists = [\"a\"]\n", nil, `listgate.toml:1: lists: want a string, got an array`},
 		{"bad address", "milter = \"tcp:x:y\"\n", nil, `listgate.toml:1: milter "tcp:x:y": want inet:host:port or unix:/path`},
+		{"bad policy address", "policy = \"tcp:x:y\"\n", nil, `listgate.toml:1: policy "tcp:x:y": want inet:host:port or unix:/path`},
+		{"socketmap: empty host", "\nsocketmap = \":8027\"\n", nil, `listgate.toml:2: socketmap ":8027": give a host`},
 		{"metrics: empty host", "metrics = \"inet::9100\"\n", nil, `listgate.toml:1: metrics "inet::9100": give a host (127.0.0.1 for loopback; 0.0.0.0 to listen everywhere)`},
 		{"metrics: bare empty host", "metrics = \":9100\"\n", nil, `listgate.toml:1: metrics ":9100": give a host`},
 		{"bad size", "max_message_size = \"10 parsecs\"\n", nil, `listgate.toml:1: max_message_size "10 parsecs": invalid size "10 parsecs"`},
@@ -192,6 +201,12 @@ func TestFlags(t *testing.T) {
 		{"no default file: built-in defaults", missing, nil, func(t *testing.T, s Settings) {
 			if s.Lists != DefaultLists || s.Spool != DefaultSpool || s.File != "" || s.MaxMessageSize != DefaultMaxMessageSize {
 				t.Errorf("got %+v", s)
+			}
+		}, ""},
+		{"--policy and --socketmap", missing, []string{"--policy", "inet:127.0.0.1:8026", "--socketmap", "unix:sock/map"}, func(t *testing.T, s Settings) {
+			wd, _ := os.Getwd()
+			if s.Policy.String() != "inet:127.0.0.1:8026" || s.Socketmap.String() != "unix:"+filepath.Join(wd, "sock", "map") || s.Origin("policy") != "--policy" {
+				t.Errorf("policy %v, socketmap %v", s.Policy, s.Socketmap)
 			}
 		}, ""},
 		{"a missing --config file", file, []string{"--config", missing}, nil, `--config "` + missing + `": no such file or directory`},

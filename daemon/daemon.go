@@ -1,6 +1,7 @@
 // Package daemon is the running listgate: the lists watcher, the spool and
-// every door (LMTP, milter, and the HTTP door with /metrics, /healthz and
-// /readyz) in one value that `listgate serve` and tests start alike.
+// every door (LMTP, milter, Postfix's policy delegation and socketmap, and
+// the HTTP door with /metrics, /healthz and /readyz) in one value that
+// `listgate serve` and tests start alike.
 //
 // New checks the settings and opens every listener before any door
 // serves, so a busy port fails the start and no door is left half up. Run
@@ -40,6 +41,7 @@ import (
 	"github.com/listgate/listgate/mailman"
 	"github.com/listgate/listgate/milter"
 	"github.com/listgate/listgate/postconf"
+	"github.com/listgate/listgate/postfix"
 	"github.com/listgate/listgate/spool"
 )
 
@@ -86,13 +88,8 @@ type door struct {
 // "listgate.toml:4: lmtp").
 func New(cfg Config) (*Daemon, error) {
 	s := &cfg.Settings
-	for _, name := range []string{"policy", "socketmap"} {
-		if config.On(*s.Endpoint(name)) {
-			return nil, fmt.Errorf("%s: this door is not built yet; leave it empty", s.Origin(name))
-		}
-	}
-	if !config.On(s.LMTP) && !config.On(s.Milter) && !config.On(s.Metrics) {
-		return nil, errors.New("every door is off (lmtp, milter and metrics are all empty)")
+	if !config.On(s.LMTP) && !config.On(s.Milter) && !config.On(s.Policy) && !config.On(s.Socketmap) && !config.On(s.Metrics) {
+		return nil, errors.New("every door is off (lmtp, milter, policy, socketmap and metrics are all empty)")
 	}
 	if s.ShutdownTimeout <= 0 {
 		return nil, fmt.Errorf("%s %v: must be positive", s.Origin("shutdown_timeout"), s.ShutdownTimeout)
@@ -157,6 +154,17 @@ func New(cfg Config) (*Daemon, error) {
 		})
 		d.doors = append(d.doors, &door{name: "milter", ep: s.Milter, serve: srv.Serve, shutdown: srv.Shutdown})
 	}
+	if config.On(s.Policy) {
+		srv := postfix.NewPolicy(postfix.Options{
+			Lists: d.watcher, MaxMessageSize: s.MaxMessageSize, Logger: log, Registerer: reg,
+		})
+		d.doors = append(d.doors, &door{name: "policy", ep: s.Policy, serve: srv.Serve, shutdown: srv.Shutdown})
+	}
+	if config.On(s.Socketmap) {
+		// Made once the LMTP door listens: its transport map answers
+		// that door's address, port 0 resolved.
+		d.doors = append(d.doors, &door{name: "socketmap", ep: s.Socketmap})
+	}
 	if config.On(s.Metrics) {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -172,11 +180,39 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	for _, dr := range d.doors {
+		if dr.name == "socketmap" {
+			srv := postfix.NewSocketmap(postfix.Options{
+				Lists: d.watcher, MaxMessageSize: s.MaxMessageSize, LMTP: d.transportLMTP(), Logger: log, Registerer: reg,
+			})
+			dr.serve, dr.shutdown = srv.Serve, srv.Shutdown
+		}
+	}
 	return d, nil
 }
 
-// Addr returns the address the door ("lmtp", "milter" or "metrics")
-// listens on, in Postfix's syntax, with the port chosen for a port 0; ""
+// transportLMTP is the LMTP door as Postfix's lmtp(8) reaches it, which
+// the socketmap's transport map answers: the port chosen for a port 0, a
+// wildcard host as loopback, a unix socket under Postfix's default queue
+// directory relative to it, as a chrooted lmtp needs
+// (postconf.Endpoint.Client). Zero when the LMTP door is off: the
+// transport map then answers NOTFOUND.
+func (d *Daemon) transportLMTP() postconf.Endpoint {
+	for _, dr := range d.doors {
+		if dr.name != "lmtp" {
+			continue
+		}
+		ep := dr.ep
+		if ep.Network == "tcp" {
+			ep.Address = dr.ln.Addr().String()
+		}
+		return ep.Client(postconf.DefaultQueueDirectory)
+	}
+	return postconf.Endpoint{}
+}
+
+// Addr returns the address the door ("lmtp", "milter", "policy",
+// "socketmap" or "metrics") listens on, in Postfix's syntax, with the port chosen for a port 0; ""
 // if the door is off.
 func (d *Daemon) Addr(name string) string {
 	for _, dr := range d.doors {
@@ -296,6 +332,6 @@ func unready(d time.Duration) time.Duration {
 
 // isClosed reports whether err only says that a door was shut down.
 func isClosed(err error) bool {
-	return errors.Is(err, lmtp.ErrServerClosed) || errors.Is(err, milter.ErrServerClosed) ||
+	return errors.Is(err, lmtp.ErrServerClosed) || errors.Is(err, milter.ErrServerClosed) || errors.Is(err, postfix.ErrServerClosed) ||
 		errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed)
 }

@@ -218,8 +218,6 @@ func TestNewErrors(t *testing.T) {
 		{"every door off", func(s *config.Settings) {
 			s.LMTP, s.Milter, s.Metrics = postconf.Endpoint{}, postconf.Endpoint{}, postconf.Endpoint{}
 		}, "every door is off"},
-		{"policy", func(s *config.Settings) { s.Policy = loopback0 }, "--policy: this door is not built yet"},
-		{"socketmap", func(s *config.Settings) { s.Socketmap = loopback0 }, "--socketmap: this door is not built yet"},
 		{"no lists directory", func(s *config.Settings) { s.Lists = filepath.Join(s.Lists, "nope") }, "the directory does not exist"},
 		{"spool is a file", func(s *config.Settings) { s.Spool = notDir }, "--spool: spool: create " + notDir},
 		{"zero shutdown timeout", func(s *config.Settings) { s.ShutdownTimeout = 0 }, "must be positive"},

@@ -130,17 +130,27 @@ func (e Endpoint) InQueueDir(queueDir string) bool {
 	return err == nil && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
 }
 
-// MainCFName spells e as main.cf names it for Postfix to connect to. A
-// unix socket inside queueDir is relative to it: every Postfix daemon runs
-// there, and a chrooted one sees nothing else. A wildcard listening host
-// is reached on loopback.
-func (e Endpoint) MainCFName(queueDir string) string {
+// DefaultQueueDirectory is Postfix's default queue_directory, where a
+// chrooted smtpd(8), lmtp(8), cleanup(8) or trivial-rewrite(8) runs, and
+// so where listgate's unix sockets go for a chrooted Postfix.
+const DefaultQueueDirectory = "/var/spool/postfix"
+
+// MainCFName spells e as main.cf names it for Postfix to connect to:
+// e.Client(queueDir).String().
+func (e Endpoint) MainCFName(queueDir string) string { return e.Client(queueDir).String() }
+
+// Client returns the address a Postfix client (smtpd, lmtp, a table
+// lookup) connects to, for a server listening on e. A unix socket inside
+// queueDir is relative to it: every Postfix daemon runs there, and a
+// chrooted one sees nothing else. A wildcard listening host is reached on
+// loopback (0.0.0.0 as 127.0.0.1, [::] as [::1]).
+func (e Endpoint) Client(queueDir string) Endpoint {
 	if e.Network == "unix" {
 		if e.InQueueDir(queueDir) {
 			rel, _ := filepath.Rel(queueDir, e.Address)
-			return "unix:" + rel
+			return Endpoint{"unix", rel}
 		}
-		return "unix:" + e.Address
+		return e
 	}
 	host, port, _ := net.SplitHostPort(e.Address)
 	switch ip := net.ParseIP(host); {
@@ -150,5 +160,5 @@ func (e Endpoint) MainCFName(queueDir string) string {
 	case ip.Equal(net.IPv6unspecified):
 		host = "::1"
 	}
-	return "inet:" + net.JoinHostPort(host, port)
+	return Endpoint{"tcp", net.JoinHostPort(host, port)}
 }

@@ -52,6 +52,12 @@ func TestMainCFName(t *testing.T) {
 		if got := tc.in.MainCFName("/var/spool/postfix"); got != tc.want {
 			t.Errorf("%v.MainCFName = %q, want %q", tc.in, got, tc.want)
 		}
+		// What Postfix connects to reaches the listener, read as main.cf
+		// names an LMTP next hop and as the transport map answers it.
+		c := tc.in.Client("/var/spool/postfix")
+		if ep, ok := ParseClientAddr(c.String(), "/var/spool/postfix", true); !ok || !Reaches(ep, tc.in) {
+			t.Errorf("%v.Client = %v: does not reach it (%v, %v)", tc.in, c, ep, ok)
+		}
 	}
 }
 

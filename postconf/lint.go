@@ -19,12 +19,33 @@ type Listgate struct {
 	// Lists are the lists' posting addresses, "local@domain" with the
 	// domain as an A-label.
 	Lists []string
-	// LMTP and Milter are the addresses listgate listens on.
-	LMTP, Milter Endpoint
+	// LMTP, Milter, Policy and Socketmap are the addresses listgate
+	// listens on; a zero Endpoint is a door that is off.
+	LMTP, Milter, Policy, Socketmap Endpoint
+	// Roles are the postmaster@ and abuse@ addresses of the served
+	// domains (RFC 5321 §4.5.1, RFC 2142) and what listgate does with
+	// them.
+	Roles []Role
 	// Delimiter is listgate's --recipient-delimiter; "" for none.
 	Delimiter string
 	// MaxMessageSize is listgate's --max-message-size, in bytes.
 	MaxMessageSize int64
+}
+
+// Role is a postmaster@ or abuse@ address of a served domain.
+type Role struct {
+	// Addr is the address, "postmaster@example.org" (domain as an
+	// A-label).
+	Addr string
+	// List is set when a list of that name takes it.
+	List bool
+	// Target is where the domain file sends it (its postmaster or abuse
+	// key): Postfix's virtual_alias_maps must rewrite it there, through
+	// listgate's socketmap aliases map. "" when the domain file says
+	// nothing.
+	Target string
+	// File names the domain file, for messages ("lists/@example.org").
+	File string
 }
 
 // Forms returns every spelling of the domains that Postfix must list:
@@ -56,6 +77,11 @@ func (f Finding) String() string { return f.Param + ": " + f.Problem + "; fix: "
 type Report struct {
 	Findings []Finding
 	Notes    []string
+	// Asked are listgate's doors that Postfix asks about each recipient
+	// at RCPT TO: its milter in smtpd_milters, its policy service in a
+	// restriction list, its socketmap recipients map in
+	// relay_recipient_maps. Empty: none.
+	Asked []Door
 }
 
 // Lint judges the configuration s against listgate lg. It names every
@@ -63,9 +89,14 @@ type Report struct {
 // later, accept mail unchecked, relay for anyone, or lose mail while
 // listgate is down, and every parameter main.cf sets twice.
 func Lint(s *Settings, lg Listgate) Report {
+	// Lookups in lg's own socketmap tables are answered as its socketmap
+	// door would; forget what an earlier Lint looked up.
+	s.own = &lg
+	clear(s.cache)
+	clear(s.classes)
 	c := &checker{s: s, lg: lg, forms: lg.Forms()}
 	c.run()
-	return Report{Findings: c.findings, Notes: s.Notes()}
+	return Report{Findings: c.findings, Notes: s.Notes(), Asked: c.asked}
 }
 
 // checker judges a configuration against a listgate.
@@ -74,6 +105,12 @@ type checker struct {
 	lg       Listgate
 	forms    []string
 	findings []Finding
+	// policyAsked: a check_policy_service asks listgate's policy door.
+	policyAsked bool
+	// policyNamedElsewhere: the check_policy_service servers that are not
+	// listgate's policy door.
+	policyNamedElsewhere []string
+	asked                []Door
 }
 
 func (c *checker) find(param, fix, format string, args ...any) {
@@ -86,8 +123,20 @@ func (c *checker) run() {
 	if len(c.lg.Domains) == 0 {
 		c.s.note("--lists %s serves no domain: the list domains are not checked", c.lg.ListsDir)
 	}
-	checked := c.checkMilter()
-	c.checkDomains(checked)
+	policy := c.checkPolicy()
+	c.policyAsked = policy
+	table := c.socketmapRecipients()
+	milter := c.checkMilter(policy || table)
+	for d, on := range map[Door]bool{DoorMilter: milter, DoorPolicy: policy, DoorSocketmap: table} {
+		if on {
+			c.asked = append(c.asked, d)
+		}
+	}
+	slices.SortFunc(c.asked, func(a, b Door) int { return slices.Index(Doors, a) - slices.Index(Doors, b) })
+	c.checkDomains(milter || policy)
+	c.checkSocketmapRefs()
+	c.checkUnlisted(milter || policy)
+	c.checkRoles()
 	c.checkDelimiter()
 	c.checkSizes()
 	c.checkRelay()
@@ -179,14 +228,30 @@ func (c *checker) findMilter(entries []milterEntry) *milterEntry {
 }
 
 // checkMilter: listgate's milter must be in smtpd_milters, with tempfail
-// as its default action, and not switched off. It reports whether
-// smtpd asks listgate at RCPT TO.
-func (c *checker) checkMilter() bool {
+// as its default action, and not switched off, unless another door
+// checks the recipients (others: listgate's policy service or its
+// socketmap recipients map). It reports whether smtpd asks listgate's
+// milter at RCPT TO.
+func (c *checker) checkMilter(others bool) bool {
+	if c.lg.Milter.Network == "" {
+		c.checkNonSMTPDMilters()
+		if !others {
+			c.nothingAsks()
+		}
+		return false
+	}
 	want := c.lg.Milter.MainCFName(c.s.Value("queue_directory"))
 	milters, mparam := c.s.smtpd("smtpd_milters")
 	entries := parseMilters(milters)
 	ours := c.findMilter(entries)
 	switch {
+	case ours == nil && others:
+		// The policy service or the socketmap checks the recipients.
+		if opts, _ := c.s.smtpd("receive_override_options"); slices.Contains(splitList(opts), "no_milters") {
+			return false
+		}
+		c.checkNonSMTPDMilters()
+		return false
 	case ours == nil && len(entries) == 0:
 		c.find(mparam, "smtpd_milters = "+want,
 			"is empty: nothing asks listgate at RCPT TO, so Postfix accepts every address of the list domains and bounces the bogus ones when listgate's LMTP refuses them (backscatter)")
@@ -211,14 +276,22 @@ func (c *checker) checkMilter() bool {
 			"has no_milters: smtpd never asks listgate (nor any milter), so Postfix accepts every address of the list domains and bounces the bogus ones later (backscatter)")
 		ours = nil
 	}
-	if nm := c.findMilter(parseMilters(c.s.Value("non_smtpd_milters"))); nm != nil {
-		c.find("non_smtpd_milters", "remove listgate's milter from non_smtpd_milters (keep it in smtpd_milters)",
-			"names listgate's milter %s: Postfix does not let a non-SMTP milter refuse a recipient; mail submitted with sendmail(1) to a bogus list address stays in the queue with a configuration error instead", nm.addr)
-	}
+	c.checkNonSMTPDMilters()
 	if c.s.Value("smtpd_milter_maps") != "" {
 		c.s.note("smtpd_milter_maps is set: it replaces smtpd_milters for the clients it matches; make sure none of them gets DISABLE or a milter list without listgate's %s", want)
 	}
 	return ours != nil
+}
+
+// checkNonSMTPDMilters: listgate's milter must not be a non-SMTP milter.
+func (c *checker) checkNonSMTPDMilters() {
+	if c.lg.Milter.Network == "" {
+		return
+	}
+	if nm := c.findMilter(parseMilters(c.s.Value("non_smtpd_milters"))); nm != nil {
+		c.find("non_smtpd_milters", "remove listgate's milter from non_smtpd_milters (keep it in smtpd_milters)",
+			"names listgate's milter %s: Postfix does not let a non-SMTP milter refuse a recipient; mail submitted with sendmail(1) to a bogus list address stays in the queue with a configuration error instead", nm.addr)
+	}
 }
 
 // defaultAction judges what Postfix does when it cannot ask listgate.
@@ -240,7 +313,7 @@ func (c *checker) defaultAction(param, action, fix string) {
 // relay_domains (or virtual_mailbox_domains) and delivered to listgate's
 // LMTP; their subdomains, and relay domains listgate does not serve, must
 // not be.
-func (c *checker) checkDomains(milterChecks bool) {
+func (c *checker) checkDomains(asked bool) {
 	group := func(m map[string][]string, key, d string) {
 		if !slices.Contains(m[key], d) {
 			m[key] = append(m[key], d)
@@ -264,7 +337,7 @@ func (c *checker) checkDomains(milterChecks bool) {
 				group(misrouted, why, d)
 			}
 			table := map[Class]string{ClassRelay: "relay_recipient_maps", ClassVirtualMailbox: "virtual_mailbox_maps"}[cls]
-			if !milterChecks && c.s.Value(table) == "" {
+			if !asked && c.s.Value(table) == "" {
 				group(unchecked, table, d)
 			}
 			if c.s.Value(table) != "" {
@@ -299,11 +372,15 @@ func (c *checker) checkDomains(milterChecks bool) {
 	}
 	for _, table := range sortedKeys(unchecked) {
 		ds := unchecked[table]
-		c.find(table, "put listgate's milter in smtpd_milters (and leave "+table+" empty)",
-			"is empty and listgate's milter is not asked: Postfix accepts every address of %s unchecked, and bounces the bogus ones when listgate's LMTP refuses them (backscatter)", strings.Join(ds, ", "))
+		c.find(table, c.recipientCheckFix(table),
+			"is empty and listgate's milter is not asked (nor its policy service): Postfix accepts every address of %s unchecked, and bounces the bogus ones when listgate's LMTP refuses them (backscatter)", strings.Join(ds, ", "))
 	}
 	for _, table := range sortedKeys(tableMisses) {
-		c.find(table, "leave "+table+" empty (listgate's milter is the recipient check), or list the list domains as @domain",
+		fix := "leave " + table + " empty (listgate's milter is the recipient check), or list the list domains as @domain"
+		if c.lg.Socketmap.Network != "" && table == "relay_recipient_maps" {
+			fix = table + " = " + c.lg.SocketmapTable(c.s.Value("queue_directory"), "recipients") + " (listgate's socketmap), or leave it empty (listgate's milter is the recipient check)"
+		}
+		c.find(table, fix,
 			"does not list %s: Postfix refuses those list addresses (550 5.1.1 User unknown) before listgate is asked", strings.Join(tableMisses[table], ", "))
 	}
 	c.checkSubdomains()

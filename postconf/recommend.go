@@ -47,11 +47,81 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// Door is the way Postfix asks listgate about a recipient at RCPT TO
+// (docs/postfix.md, "Which door").
+type Door string
+
+// The doors `listgate postfix --door` prints main.cf lines for.
+const (
+	// DoorMilter: smtpd_milters (MILTER_README); relay_domains static.
+	DoorMilter Door = "milter"
+	// DoorPolicy: check_policy_service (SMTPD_POLICY_README);
+	// relay_domains static.
+	DoorPolicy Door = "policy"
+	// DoorSocketmap: relay_domains, relay_recipient_maps, transport_maps
+	// and virtual_alias_maps ask listgate's socketmap (socketmap_table(5));
+	// no static list of domains anywhere.
+	DoorSocketmap Door = "socketmap"
+)
+
+// What names the door in a sentence: "milter", "policy service",
+// "socketmap".
+func (d Door) What() string {
+	if d == DoorPolicy {
+		return "policy service"
+	}
+	return string(d)
+}
+
+// Doors are every Door, in the order the docs present them.
+var Doors = []Door{DoorMilter, DoorPolicy, DoorSocketmap}
+
+// ParseDoor reads a Door's name.
+func ParseDoor(s string) (Door, error) {
+	for _, d := range Doors {
+		if string(d) == s {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("unknown door %q: want milter, policy or socketmap", s)
+}
+
+// Endpoint returns lg's address of door d (lg.Milter, lg.Policy or
+// lg.Socketmap).
+func (lg Listgate) Endpoint(d Door) Endpoint {
+	switch d {
+	case DoorPolicy:
+		return lg.Policy
+	case DoorSocketmap:
+		return lg.Socketmap
+	}
+	return lg.Milter
+}
+
+// SocketmapTable names map (domains, recipients, transport or aliases) of
+// lg's socketmap door as main.cf does: "socketmap:inet:127.0.0.1:8027:domains"
+// (socketmap_table(5)).
+func (lg Listgate) SocketmapTable(queueDir, name string) string {
+	return "socketmap:" + lg.Socketmap.MainCFName(queueDir) + ":" + name
+}
+
+// TransportAnswer is what lg's socketmap transport map answers for a list
+// address or a served domain: listgate's LMTP door as Postfix's lmtp(8)
+// reaches it from queueDir, in transport(5) syntax
+// ("lmtp:inet:127.0.0.1:8024", "lmtp:unix:listgate/lmtp").
+func (lg Listgate) TransportAnswer(queueDir string) string {
+	return "lmtp:" + lg.LMTP.MainCFName(queueDir)
+}
+
 // Recommend returns the main.cf settings that send lg's domains to
-// listgate (contrib/postfix/main.cf, filled in): listgate's unix sockets
-// are named relative to queueDir, Postfix's queue_directory, and
-// parent_domain_matches_subdomains is d's without relay_domains.
-func Recommend(lg Listgate, queueDir string, d *Defaults) []Setting {
+// listgate and have Postfix ask it about each recipient through door
+// (contrib/postfix/main.cf, main.cf.policy or main.cf.socketmap, filled
+// in): listgate's unix sockets are named relative to queueDir, Postfix's
+// queue_directory, and parent_domain_matches_subdomains is d's without
+// relay_domains. With the milter or the policy door and lg's socketmap
+// door on, virtual_alias_maps asks the socketmap's aliases map, for
+// postmaster@ and abuse@ (RFC 5321 §4.5.1).
+func Recommend(lg Listgate, door Door, queueDir string, d *Defaults) []Setting {
 	pdms, _ := d.Get("parent_domain_matches_subdomains")
 	var keep []string
 	for _, p := range splitList(pdms) {
@@ -59,47 +129,107 @@ func Recommend(lg Listgate, queueDir string, d *Defaults) []Setting {
 			keep = append(keep, p)
 		}
 	}
-	return []Setting{
-		{"relay_domains", strings.Join(lg.Forms(), ", "),
-			"The list domains (the relay address class): Postfix accepts mail for\n" +
-				"them from anyone; listgate's milter checks every recipient."},
-		{"parent_domain_matches_subdomains", strings.Join(keep, ", "),
-			"Only those domains, not their subdomains (Postfix's default matches\n" +
-				"subdomains of relay_domains): listgate does not serve sub.example.org, so\n" +
-				"Postfix would accept mail for it and bounce it when listgate's LMTP\n" +
-				"refuses it. For another relay domain whose subdomains you do relay,\n" +
-				"write .domain in relay_domains."},
-		{"relay_transport", "lmtp:" + lg.LMTP.MainCFName(queueDir),
-			"Deliver mail for relay_domains over LMTP to listgate's sink."},
-		{"lmtp_destination_recipient_limit", "50",
-			"Recipients per LMTP transaction; listgate answers each one on its own."},
-		{"smtpd_milters", lg.Milter.MainCFName(queueDir),
-			"Ask listgate at RCPT TO, so a bogus list address is refused during the\n" +
-				"SMTP dialogue and never bounced later."},
-		{"milter_default_action", "tempfail",
-			"listgate down or not answering: 4xx, the sender retries. Never accept\n" +
-				"unchecked mail."},
-		{"milter_protocol", "6", "Milter protocol 6 (Sendmail 8.14), which listgate speaks."},
-		{"recipient_delimiter", lg.Delimiter,
-			"The same delimiter as listgate's: list-bounces+token@ is list-bounces@."},
-		{"message_size_limit", strconv.FormatInt(lg.MaxMessageSize, 10),
-			fmt.Sprintf("At or below listgate's --max-message-size (%d). local(8) refuses to run\n"+
-				"when mailbox_size_limit is smaller (Postfix's default is 51200000;\n"+
-				"Debian's main.cf sets 0): --check says so.", lg.MaxMessageSize)},
-		{"smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
-			"Relay only for our own clients; everyone else may send only to domains\n" +
-				"this server is the destination for (the list domains): not an open relay."},
+	var out []Setting
+	add := func(name, value, why string) { out = append(out, Setting{name, value, why}) }
+	lmtp := lg.TransportAnswer(queueDir)
+	switch door {
+	case DoorSocketmap:
+		add("relay_domains", lg.SocketmapTable(queueDir, "domains"),
+			"The list domains (the relay address class), asked of listgate's socketmap\n"+
+				"live: a domain is relayed from the moment listgate serves it, and refused\n"+
+				"(554 5.7.1 Relay access denied) from the moment it serves it no more. No\n"+
+				"static list of domains anywhere, no postmap, no postfix reload.")
+	default:
+		add("relay_domains", strings.Join(lg.Forms(), ", "),
+			"The list domains (the relay address class): Postfix accepts mail for\n"+
+				"them from anyone; listgate's "+door.What()+" checks every recipient.")
 	}
+	if door != DoorSocketmap {
+		// A socketmap is asked the domain as it is, never its parents:
+		// the line would change nothing.
+		add("parent_domain_matches_subdomains", strings.Join(keep, ", "),
+			"Only those domains, not their subdomains (Postfix's default matches\n"+
+				"subdomains of relay_domains): listgate does not serve sub.example.org, so\n"+
+				"Postfix would accept mail for it and bounce it when listgate's LMTP\n"+
+				"refuses it. For another relay domain whose subdomains you do relay,\n"+
+				"write .domain in relay_domains.")
+	}
+	if door == DoorSocketmap {
+		add("relay_recipient_maps", lg.SocketmapTable(queueDir, "recipients"),
+			"The recipient check: listgate's socketmap answers OK for a list address\n"+
+				"and its sub-addresses, so Postfix refuses any other address of a list\n"+
+				"domain at RCPT TO (550 5.1.1 User unknown in relay recipient table),\n"+
+				"and tempfails (451 4.3.0) while listgate cannot say.")
+		add("smtpd_reject_unlisted_recipient", "yes",
+			"Refuse at RCPT TO what relay_recipient_maps does not list (Postfix's\n"+
+				"default, written out): with no, Postfix would accept a bogus list\n"+
+				"address and bounce it later.")
+		add("transport_maps", lg.SocketmapTable(queueDir, "transport"),
+			"Deliver list mail over LMTP to listgate's sink: listgate's socketmap\n"+
+				"answers "+lmtp+" for every address it accepts.\n"+
+				"relay_transport stays as it was, for any other relay domain.")
+	} else {
+		add("relay_transport", lmtp,
+			"Deliver mail for relay_domains over LMTP to listgate's sink.")
+	}
+	add("lmtp_destination_recipient_limit", "50",
+		"Recipients per LMTP transaction; listgate answers each one on its own.")
+	switch door {
+	case DoorMilter:
+		add("smtpd_milters", lg.Milter.MainCFName(queueDir),
+			"Ask listgate at RCPT TO, so a bogus list address is refused during the\n"+
+				"SMTP dialogue and never bounced later.")
+		add("milter_default_action", "tempfail",
+			"listgate down or not answering: 4xx, the sender retries. Never accept\n"+
+				"unchecked mail.")
+		add("milter_protocol", "6", "Milter protocol 6 (Sendmail 8.14), which listgate speaks.")
+	case DoorPolicy:
+		add("smtpd_recipient_restrictions", "check_policy_service "+lg.Policy.MainCFName(queueDir),
+			"Ask listgate's policy service at RCPT TO, so a bogus list address is\n"+
+				"refused during the SMTP dialogue and never bounced later. It runs after\n"+
+				"smtpd_relay_restrictions (below), which refuses foreign domains first.\n"+
+				"If main.cf already has smtpd_recipient_restrictions, add it to that line.")
+		add("smtpd_policy_service_default_action", "451 4.3.5 Server configuration problem",
+			"listgate down or not answering: 4xx, the sender retries (Postfix's\n"+
+				"default, written out). Never DUNNO: that accepts unchecked mail.")
+	}
+	if lg.Socketmap.Network != "" && door != "" {
+		add("virtual_alias_maps", lg.SocketmapTable(queueDir, "aliases"),
+			"postmaster@ and abuse@ of a list domain go where its domain file says\n"+
+				"(postmaster = \"...\"), as RFC 5321 §4.5.1 wants; listgate's aliases map\n"+
+				"answers nothing else.")
+	}
+	add("recipient_delimiter", lg.Delimiter,
+		"The same delimiter as listgate's: list-bounces+token@ is list-bounces@.")
+	add("message_size_limit", strconv.FormatInt(lg.MaxMessageSize, 10),
+		fmt.Sprintf("At or below listgate's --max-message-size (%d). local(8) refuses to run\n"+
+			"when mailbox_size_limit is smaller (Postfix's default is 51200000;\n"+
+			"Debian's main.cf sets 0): --check says so.", lg.MaxMessageSize))
+	add("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+		"Relay only for our own clients; everyone else may send only to domains\n"+
+			"this server is the destination for (the list domains): not an open relay.")
+	return out
 }
 
 // SocketNote says what lg's unix sockets need, as comment text: their
 // directory made with the postfix group, so that Postfix may connect, and
-// master.cf's chroot column (master(5)) set to n for a socket outside
-// queueDir, which a chrooted smtpd(8) or lmtp(8) cannot reach.
+// master.cf's chroot column (master(5)) set to n for the services that
+// connect to a socket outside queueDir, which a chrooted one cannot reach:
+// lmtp(8) for the LMTP door, smtpd(8) for the milter and the policy door,
+// and for the socketmap smtpd, trivial-rewrite(8) (relay_domains,
+// transport_maps) and cleanup(8) (virtual_alias_maps).
 func SocketNote(lg Listgate, queueDir string) string {
-	var dirs []string
-	master := "master.cf needs no change."
-	for _, e := range []Endpoint{lg.LMTP, lg.Milter} {
+	var dirs, outside, services []string
+	for _, door := range []struct {
+		e        Endpoint
+		services []string
+	}{
+		{lg.LMTP, []string{"lmtp/unix"}},
+		{lg.Milter, []string{"smtp/inet"}},
+		{lg.Policy, []string{"smtp/inet"}},
+		{lg.Socketmap, []string{"smtp/inet", "rewrite/unix", "cleanup/unix"}},
+	} {
+		e := door.e
 		if e.Network != "unix" {
 			continue
 		}
@@ -107,11 +237,28 @@ func SocketNote(lg Listgate, queueDir string) string {
 			dirs = append(dirs, d)
 		}
 		if !e.InQueueDir(queueDir) {
-			master = fmt.Sprintf("master.cf: %s is outside Postfix's queue directory\n"+
-				"%s, where a chrooted smtpd or lmtp cannot reach it: set their\n"+
-				"chroot column to n (postconf -F smtp/inet/chroot=n lmtp/unix/chroot=n),\n"+
-				"or run listgate with sockets under %s (--unix).", e.Address, queueDir, queueDir)
+			outside = append(outside, e.Address)
+			for _, sv := range door.services {
+				if !slices.Contains(services, sv) {
+					services = append(services, sv)
+				}
+			}
 		}
+	}
+	master := "master.cf needs no change."
+	if len(outside) > 0 {
+		var names, sets []string
+		for _, sv := range services {
+			names = append(names, map[string]string{"smtp/inet": "smtpd", "lmtp/unix": "lmtp",
+				"rewrite/unix": "trivial-rewrite", "cleanup/unix": "cleanup"}[sv])
+			sets = append(sets, sv+"/chroot=n")
+		}
+		master = fmt.Sprintf("master.cf: %s %s outside Postfix's queue directory\n"+
+			"%s, where a chrooted %s cannot reach it: set their\n"+
+			"chroot column to n (postconf -F %s),\n"+
+			"or run listgate with sockets under %s (--unix).",
+			strings.Join(outside, ", "), map[bool]string{true: "is", false: "are"}[len(outside) == 1],
+			queueDir, strings.Join(names, " or "), strings.Join(sets, " "), queueDir)
 	}
 	if len(dirs) == 0 {
 		return master

@@ -25,6 +25,9 @@ type Settings struct {
 	cache    map[[2]string]lookupResult
 	values   map[string]string // Value's answers
 	classes  map[string]Class  // Class's answers
+	// own, set by Lint, answers lookups in the socketmap tables of the
+	// listgate being judged as its socketmap door would.
+	own *Listgate
 }
 
 // Options are the settings of NewSettings.
@@ -140,6 +143,15 @@ func isTable(p string) bool {
 	return true
 }
 
+// isPatternTable reports whether Postfix looks a domain up in table
+// ("type:name") only as it is, never by its parent domains: regexp: and
+// pcre: tables, and socketmap: (dict_sockmap.c opens it with
+// DICT_FLAG_PATTERN, "don't look up parent domains").
+func isPatternTable(table string) bool {
+	typ, _, _ := strings.Cut(strings.TrimPrefix(table, "proxy:"), ":")
+	return typ == "regexp" || typ == "pcre" || typ == "socketmap"
+}
+
 // parseInline reads the body of an inline: table, "{ k=v, ... }".
 func parseInline(body string) (map[string]string, error) {
 	body = strings.TrimSpace(body)
@@ -192,6 +204,13 @@ func (s *Settings) lookup(table, key string) (string, bool, error) {
 		return v, ok, nil
 	case "static":
 		return strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(name, "{"), "}")), true, nil
+	case "socketmap":
+		if s.own != nil {
+			qdir := s.Value("queue_directory")
+			if m, ok := s.own.ownSocketmap("socketmap:"+name, qdir); ok {
+				return s.own.socketmapLookup(m, key, qdir)
+			}
+		}
 	}
 	suffix, known := map[string]string{"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb",
 		"texthash": "", "regexp": "", "pcre": "", "cidr": ""}[typ]
@@ -257,7 +276,11 @@ func (s *Settings) match(param string, pats []string, domain string, parent bool
 				return m != neg, true
 			}
 		case isTable(p):
-			for _, k := range tableKeys(domain, parent) {
+			keys := tableKeys(domain, parent)
+			if isPatternTable(p) {
+				keys = keys[:1]
+			}
+			for _, k := range keys {
 				_, found, err := s.Lookup(p, k)
 				if err != nil {
 					s.note("%s: %v: the domains in it are not checked", param, err)
@@ -360,8 +383,11 @@ func (s *Settings) Route(domain string, cls Class) Route {
 	t, nh := splitTransport(s.Value(param))
 	r := Route{t, nh, param}
 	keys := append(tableKeys(strings.ToLower(domain), s.parentMatches("transport_maps")), "*")
-	for _, k := range keys {
+	for i, k := range keys {
 		for _, table := range splitList(s.Value("transport_maps")) {
+			if i > 0 && k != "*" && isPatternTable(table) {
+				continue // asked the whole address only (transport(5))
+			}
 			v, found, err := s.Lookup(table, k)
 			if err != nil {
 				s.note("transport_maps: %v: the routes in it are not checked", err)

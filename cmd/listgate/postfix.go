@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,18 +23,19 @@ import (
 
 // postfixQueueDir is Postfix's default queue_directory, where a chrooted
 // smtpd(8) and lmtp(8) live and so where listgate's unix sockets go.
-const postfixQueueDir = "/var/spool/postfix"
+const postfixQueueDir = postconf.DefaultQueueDirectory
 
 // postfixFlags are `listgate postfix`'s own flags: how to reach Postfix
 // and what to print. listgate's settings (lists, addresses, size) come
 // from the config file and the flags every command shares.
 type postfixFlags struct {
-	queueDir, command     string
-	unix, check, postconf bool
+	queueDir, command, door string
+	unix, check, postconf   bool
 }
 
 func (f *postfixFlags) register(fs *flag.FlagSet) {
-	fs.BoolVar(&f.unix, "unix", false, "Postfix reaches listgate over unix-domain sockets in its queue directory (a chrooted smtpd and lmtp, as on Debian); --lmtp and --milter default to unix:"+postfixQueueDir+"/listgate/{lmtp,milter}")
+	fs.StringVar(&f.door, "door", "", "how Postfix asks listgate about each recipient at RCPT TO (`door`): milter (smtpd_milters; the default), policy (check_policy_service) or socketmap (relay_domains, relay_recipient_maps and transport_maps asked live); docs/postfix.md, \"Which door\". --check recognises the door by itself; with --door, that door must be on (with --unix, its socket is the default)")
+	fs.BoolVar(&f.unix, "unix", false, "Postfix reaches listgate over unix-domain sockets in its queue directory (a chrooted smtpd and lmtp, as on Debian); --lmtp, --milter and the --door's address default to unix:"+postfixQueueDir+"/listgate/{lmtp,milter,policy,socketmap}")
 	fs.StringVar(&f.queueDir, "queue-directory", postfixQueueDir, "Postfix's queue_directory `path`: sockets under it are named relative to it, as chrooted daemons see them")
 	fs.BoolVar(&f.check, "check", false, "read Postfix's configuration (FILE, - for stdin, or run postconf) and name every setting that lets Postfix bounce a bogus list address, accept mail unchecked or lose mail while listgate is down")
 	fs.BoolVar(&f.postconf, "postconf", false, "print the settings as \"postconf -e\" commands, which edit main.cf in place, instead of main.cf lines")
@@ -45,18 +47,20 @@ func (f *postfixFlags) register(fs *flag.FlagSet) {
 // exitRefused if there is any.
 func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("postfix", stderr)
-	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter", "lmtp", "milter", "max_message_size"}, config.MailmanKeys()...)...)
+	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter", "lmtp", "milter", "policy", "socketmap", "max_message_size"}, config.MailmanKeys()...)...)
 	var f postfixFlags
 	f.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: listgate postfix [--postconf] [flags]\n"+
+		fmt.Fprintf(fs.Output(), "usage: listgate postfix [--door milter|policy|socketmap] [--postconf] [flags]\n"+
 			"       listgate postfix --check [flags] [FILE|-]\n\n"+
-			"Prints the main.cf settings that send the lists directory's domains to listgate,\n"+
-			"as main.cf lines or (--postconf) as postconf -e commands to review and run:\n\n    listgate postfix --postconf > listgate.sh; less listgate.sh; sh -e listgate.sh\n\n"+
+			"Prints the main.cf settings that send the lists directory's domains to listgate\n"+
+			"and have Postfix ask listgate's --door about each recipient, as main.cf lines or\n"+
+			"(--postconf) as postconf -e commands to review and run:\n\n    listgate postfix --postconf > listgate.sh; less listgate.sh; sh -e listgate.sh\n\n"+
 			"With --check, reads main.cf or \"postconf -n\" output (FILE, - for stdin, or\n"+
-			"Postfix's own) and prints each setting that would let Postfix bounce a bogus\n"+
-			"list address, accept mail unchecked or lose mail while listgate is down, and\n"+
-			"each parameter set twice. Exits 1 if there is any.\n\nflags:\n")
+			"Postfix's own), recognises the door it asks (milter, policy or socketmap), and\n"+
+			"prints each setting that would let Postfix bounce a bogus list address, accept\n"+
+			"mail unchecked or lose mail while listgate is down, and each parameter set\n"+
+			"twice. Exits 1 if there is any.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	s, err := settings(cf, args)
@@ -71,7 +75,13 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 	case f.check && f.postconf:
 		return 0, fmt.Errorf("%w: --postconf prints settings; --check judges them: give one", errUsage)
 	}
-	lg, err := f.listgate(s, stderr)
+	door := postconf.DoorMilter
+	if f.door != "" {
+		if door, err = postconf.ParseDoor(f.door); err != nil {
+			return 0, fmt.Errorf("%w: --door: %w", errUsage, err)
+		}
+	}
+	lg, err := f.listgate(s, door, stderr)
 	if err != nil {
 		return 0, err
 	}
@@ -82,7 +92,7 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 			return 0, fmt.Errorf("%s %s serves no domain yet: add a list file (e.g. announce@example.org) or a Mailman list first, so that relay_domains names it", s.Origin("lists"), s.Lists)
 		}
 		defaults, _ := tools.DefaultsOrBuiltin(ctx, "")
-		return 0, f.print(stdout, lg, s, defaults)
+		return 0, f.print(stdout, lg, door, s, defaults)
 	}
 	name, cfg, notes, err := readConfig(ctx, tools, fs.Arg(0), stdin)
 	if err != nil {
@@ -94,40 +104,64 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 	for _, fd := range r.Findings {
 		fmt.Fprintln(stdout, fd)
 	}
-	for _, n := range append(notes, r.Notes...) {
-		fmt.Fprintf(stdout, "note: %s\n", n)
+	printNotes := func() {
+		for _, n := range append(notes, r.Notes...) {
+			fmt.Fprintf(stdout, "note: %s\n", n)
+		}
+		fmt.Fprintf(stderr, "note: %s\n", defaultsNote)
 	}
-	fmt.Fprintf(stderr, "note: %s\n", defaultsNote)
 	name = cmp.Or(name, "postconf -n")
 	if len(r.Findings) > 0 {
+		printNotes()
 		fmt.Fprintf(stderr, "listgate postfix --check: %s in %s\n", plural(len(r.Findings), "finding"), name)
 		return exitRefused, nil
 	}
-	fmt.Fprintf(stdout, "ok: %s refuses bogus addresses of %s at RCPT TO (listgate's milter %s, tempfail while it is down) and delivers them to listgate's LMTP %s\n",
-		name, strings.Join(lg.Forms(), ", "), lg.Milter, lg.LMTP)
+	defer printNotes() // after the ok line
+	var asked []string
+	for _, d := range r.Asked {
+		asked = append(asked, fmt.Sprintf("listgate's %s %s", d.What(), lg.Endpoint(d)))
+	}
+	fmt.Fprintf(stdout, "ok: %s refuses bogus addresses of %s at RCPT TO (%s, tempfail while it is down) and delivers them to listgate's LMTP %s\n",
+		name, strings.Join(lg.Forms(), ", "), strings.Join(asked, " and "), lg.LMTP)
 	return 0, nil
 }
 
-// listgate resolves listgate's settings into what Postfix must know of it.
-func (f *postfixFlags) listgate(s config.Settings, stderr io.Writer) (postconf.Listgate, error) {
-	lg := postconf.Listgate{LMTP: s.LMTP, Milter: s.Milter}
+// listgate resolves listgate's settings into what Postfix must know of
+// it. Printing needs the LMTP door and door's; --check needs the LMTP door
+// and one that Postfix can ask at RCPT TO.
+func (f *postfixFlags) listgate(s config.Settings, door postconf.Door, stderr io.Writer) (postconf.Listgate, error) {
+	lg := postconf.Listgate{LMTP: s.LMTP, Milter: s.Milter, Policy: s.Policy, Socketmap: s.Socketmap}
 	if !filepath.IsAbs(f.queueDir) {
 		return lg, fmt.Errorf("%w: --queue-directory %q: want an absolute path", errUsage, f.queueDir)
 	}
 	f.queueDir = filepath.Clean(f.queueDir)
-	for _, d := range []struct {
-		name string
-		ep   *postconf.Endpoint
-	}{{"lmtp", &lg.LMTP}, {"milter", &lg.Milter}} {
-		if f.unix && !s.IsSet(d.name) {
-			*d.ep = postconf.Endpoint{Network: "unix", Address: filepath.Join(f.queueDir, "listgate", d.name)}
+	eps := map[string]*postconf.Endpoint{"lmtp": &lg.LMTP, "milter": &lg.Milter, "policy": &lg.Policy, "socketmap": &lg.Socketmap}
+	// --check recognises the door main.cf asks by itself; a --door given
+	// with it must be on (with --unix: defaults to its socket).
+	needed := []string{"lmtp", string(door)}
+	if f.check && f.door == "" {
+		needed = []string{"lmtp"}
+	}
+	for _, name := range []string{"lmtp", "milter", "policy", "socketmap"} {
+		ep := eps[name]
+		need := slices.Contains(needed, name)
+		if f.unix && !s.IsSet(name) && (need || name == "milter") {
+			*ep = postconf.Endpoint{Network: "unix", Address: filepath.Join(f.queueDir, "listgate", name)}
 		}
-		if !config.On(*d.ep) {
-			return lg, fmt.Errorf("%w: %s is empty: Postfix needs listgate's %s door", errUsage, s.Origin(d.name), d.name)
+		if need && !config.On(*ep) {
+			hint := ""
+			if name == "policy" || name == "socketmap" {
+				hint = fmt.Sprintf(" (it is off by default: run listgate serve --%s inet:127.0.0.1:%s, or set %s in the config file, and give listgate postfix the same)",
+					name, map[string]string{"policy": "8026", "socketmap": "8027"}[name], name)
+			}
+			return lg, fmt.Errorf("%w: %s is empty: Postfix needs listgate's %s door%s", errUsage, s.Origin(name), name, hint)
 		}
-		if f.unix && !d.ep.InQueueDir(f.queueDir) {
-			return lg, fmt.Errorf("%w: %s %s: with --unix, give a unix socket under --queue-directory %s, where a chrooted Postfix can reach it", errUsage, s.Origin(d.name), *d.ep, f.queueDir)
+		if f.unix && config.On(*ep) && (need || name == "milter") && !ep.InQueueDir(f.queueDir) {
+			return lg, fmt.Errorf("%w: %s %s: with --unix, give a unix socket under --queue-directory %s, where a chrooted Postfix can reach it", errUsage, s.Origin(name), *ep, f.queueDir)
 		}
+	}
+	if f.check && !config.On(lg.Milter) && !config.On(lg.Policy) && !config.On(lg.Socketmap) {
+		return lg, fmt.Errorf("%w: %s, %s and %s are all empty: Postfix needs one of listgate's doors to ask at RCPT TO", errUsage, s.Origin("milter"), s.Origin("policy"), s.Origin("socketmap"))
 	}
 	snap, _, err := loadLists(s, stderr)
 	if err != nil {
@@ -140,16 +174,45 @@ func (f *postfixFlags) listgate(s config.Settings, stderr io.Writer) (postconf.L
 	for _, l := range snap.Lists() {
 		lg.Lists = append(lg.Lists, l.Local+"@"+l.Domain)
 	}
+	lg.Roles = roles(snap, s.Lists)
 	if lg.Delimiter = s.RecipientDelimiter; lg.Delimiter == "none" {
 		lg.Delimiter = ""
 	}
 	return lg, nil
 }
 
+// roles returns what listgate does with postmaster@ and abuse@ of every
+// served domain (RFC 5321 §4.5.1): a list takes it, the domain file
+// names its address, or neither (refused).
+func roles(snap *lists.Snapshot, dir string) []postconf.Role {
+	var out []postconf.Role
+	for _, d := range snap.ServedDomains() {
+		for _, local := range []string{"postmaster", "abuse"} {
+			r := postconf.Role{Addr: local + "@" + d, File: filepath.Join(dir, "@"+d)}
+			if dom := snap.Domain(d); dom != nil && dom.File != "" {
+				r.File = dom.File
+			}
+			switch v := snap.Resolve(r.Addr); v.Status {
+			case lists.Accept:
+				r.List = true
+			case lists.Alias:
+				r.Target = v.Target
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // print writes the settings as main.cf lines or postconf -e commands,
 // each under its reason.
-func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, s config.Settings, d *postconf.Defaults) error {
-	flags := fmt.Sprintf("--lists %s --lmtp %s --milter %s", s.Lists, lg.LMTP, lg.Milter)
+func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, door postconf.Door, s config.Settings, d *postconf.Defaults) error {
+	flags := fmt.Sprintf("--lists %s --lmtp %s", s.Lists, lg.LMTP)
+	for _, dr := range postconf.Doors {
+		if ep := lg.Endpoint(dr); config.On(ep) {
+			flags += fmt.Sprintf(" --%s %s", dr, ep)
+		}
+	}
 	if lg.Delimiter != lists.DefaultDelimiter {
 		flags += " --recipient-delimiter " + s.RecipientDelimiter
 	}
@@ -164,11 +227,15 @@ func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, s config.Setting
 	comment := func(text string) {
 		b.WriteString(strings.ReplaceAll("# "+strings.ReplaceAll(text, "\n", "\n# ")+"\n", "# \n", "#\n"))
 	}
-	comment(fmt.Sprintf("listgate: %s, written by \"listgate postfix\" for\n  listgate serve %s --max-message-size %d\n"+
+	newDomain := "A list in a new domain needs relay_domains updated and\n\"postfix reload\"."
+	if door == postconf.DoorSocketmap {
+		newDomain = "Nor does a list in a new domain, nor the removal of a domain's last list:\nPostfix asks listgate's socketmap which domains it serves."
+	}
+	comment(fmt.Sprintf("listgate: %s, written by \"listgate postfix --door %s\" for\n  listgate serve %s --max-message-size %d\n"+
 		"(%d lists in %d domains).\n\n%s\nThen check with \"listgate postfix --check\" and run \"postfix reload\".\ndocs/postfix.md explains every setting.\n\n"+
-		"A new list in one of these domains needs no change here: listgate serves\nits file at once (a Mailman list at its next poll). A list in a new domain needs relay_domains updated and\n"+
-		"\"postfix reload\".\n\n%s", what, flags, lg.MaxMessageSize, len(lg.Lists), len(lg.Domains), how, postconf.SocketNote(lg, f.queueDir)))
-	for _, s := range postconf.Recommend(lg, f.queueDir, d) {
+		"A new list in one of these domains needs no change here: listgate serves\nits file at once (a Mailman list at its next poll). %s\n\n%s",
+		what, door, flags, lg.MaxMessageSize, len(lg.Lists), len(lg.Domains), how, newDomain, postconf.SocketNote(lg, f.queueDir)))
+	for _, s := range postconf.Recommend(lg, door, f.queueDir, d) {
 		b.WriteString("\n")
 		comment(s.Why)
 		if f.postconf {

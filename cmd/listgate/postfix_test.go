@@ -177,6 +177,8 @@ func TestPostfixSnippet(t *testing.T) {
 	}{
 		{"main.cf", nil},
 		{"main.cf.unix", []string{"--unix"}},
+		{"main.cf.policy", []string{"--door", "policy", "--policy", "inet:127.0.0.1:8026"}},
+		{"main.cf.socketmap", []string{"--door", "socketmap", "--socketmap", "inet:127.0.0.1:8027"}},
 	} {
 		t.Run(tc.contrib, func(t *testing.T) {
 			st, out, errOut := runCmd(t, "", append([]string{"postfix", "--lists", postconfLists}, tc.args...)...)
@@ -189,8 +191,10 @@ func TestPostfixSnippet(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := mainCFValues(t, string(b), tc.contrib)
-			want["relay_domains"] = "example.org, lists.example.net, xn--bcher-kva.example, bücher.example"
-			want["parent_domain_matches_subdomains"] = "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, smtpd_access_maps"
+			if tc.contrib != "main.cf.socketmap" { // no domain in it: listgate's socketmap answers
+				want["relay_domains"] = "example.org, lists.example.net, xn--bcher-kva.example, bücher.example"
+				want["parent_domain_matches_subdomains"] = "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, smtpd_access_maps"
+			}
 			if !maps.Equal(got, want) {
 				t.Errorf("output sets\n%v\nwant\n%v", got, want)
 			}
@@ -199,7 +203,7 @@ func TestPostfixSnippet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			args := append([]string{"postfix", "--lists", postconfLists, "--check"}, append(tc.args, "-")...)
+			args := append([]string{"postfix", "--lists", postconfLists, "--check"}, append(withoutDoor(tc.args), "-")...)
 			st, checkOut, _ := runCmd(t, string(base)+out, args...)
 			found := findings(checkOut)
 			if st != exitRefused || len(found) != 2 ||
@@ -228,6 +232,20 @@ func TestPostfixSnippet(t *testing.T) {
 	}
 }
 
+// withoutDoor drops --door and its value from args: --check recognises
+// the door itself.
+func withoutDoor(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--door" {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
 // contrib/postfix's snippets, as an admin pastes them, pass --check; the
 // same snippet without its parent_domain_matches_subdomains line relays
 // every subdomain of the list domain to listgate, and --check says so.
@@ -236,20 +254,25 @@ func TestPostfixCheckContrib(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "announce@example.org"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"main.cf", "main.cf.unix"} {
+	for name, flags := range map[string][]string{
+		"main.cf":           nil,
+		"main.cf.unix":      {"--unix"},
+		"main.cf.policy":    {"--policy", "inet:127.0.0.1:8026", "--milter="},
+		"main.cf.socketmap": {"--socketmap", "inet:127.0.0.1:8027", "--milter="},
+	} {
 		contrib, err := os.ReadFile(filepath.Join("..", "..", "contrib", "postfix", name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		args := []string{"postfix", "--lists", dir, "--check", "-"}
-		if name == "main.cf.unix" {
-			args = []string{"postfix", "--lists", dir, "--unix", "--check", "-"}
-		}
+		args := append(append([]string{"postfix", "--lists", dir}, flags...), "--check", "-")
 		// With Debian's mailbox_size_limit = 0: upstream's default is
 		// below the snippet's message_size_limit, another finding.
 		cf := string(contrib) + "mailbox_size_limit = 0\n"
-		if st, out, _ := runCmd(t, cf, args...); st != 0 {
+		if st, out, _ := runCmd(t, cf, args...); st != 0 || !strings.Contains(out, "ok: stdin") {
 			t.Errorf("%s: exit %d:\n%s", name, st, out)
+		}
+		if name == "main.cf.socketmap" {
+			continue // no parent_domain_matches_subdomains: a socketmap is asked no parent domain
 		}
 		i := strings.Index(cf, "parent_domain_matches_subdomains =")
 		j := i + strings.Index(cf[i:], "smtpd_access_maps\n") + len("smtpd_access_maps\n")
@@ -319,6 +342,9 @@ func TestPostfixPostconfCommands(t *testing.T) {
 		{"tcp", nil},
 		{"unix", []string{"--unix"}},
 		{"quote in the delimiter", []string{"--recipient-delimiter", "+'"}},
+		{"policy", []string{"--door", "policy", "--policy", "inet:127.0.0.1:8026"}},
+		{"socketmap", []string{"--door", "socketmap", "--socketmap", "inet:127.0.0.1:8027"}},
+		{"socketmap unix", []string{"--door", "socketmap", "--unix"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -236,20 +237,76 @@ func masterCF(smtpAddr string, chroot bool, snippet, snippetName string, extra [
 	return b.String()
 }
 
-// listgateDefaultPorts are the ports of a listgate the host itself may run
-// (docs/design.md, "Doors and defaults"). A test instance must never talk to it.
-var listgateDefaultPorts = map[string]bool{"8024": true, "8025": true}
+// Snippets are the main.cf snippets of contrib/postfix, each a value of
+// Options.Snippet: the milter over TCP and over unix sockets, the policy
+// service, the socketmap.
+var Snippets = []string{"main.cf", "main.cf.unix", "main.cf.policy", "main.cf.socketmap"}
 
-// checkNotHostListgate reports an error if value (a relay_transport or
-// smtpd_milters value) names an inet address on one of listgate's default
-// ports.
+// socketmapParams are the parameters whose socketmap tables
+// Options.Socketmap points at the test's listgate.
+var socketmapParams = []string{"relay_domains", "relay_recipient_maps", "transport_maps", "virtual_alias_maps"}
+
+// listgateDefaultPorts are the ports of a listgate the host itself may run
+// (docs/design.md, "Doors and defaults"; the policy and socketmap ports of
+// contrib/postfix). A test instance must never talk to it.
+var listgateDefaultPorts = map[string]bool{"8024": true, "8025": true, "8026": true, "8027": true}
+
+// fields splits a main.cf value into its words (commas and blanks
+// separate them; braces are separators too).
+func fields(value string) []string {
+	return strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '{' || r == '}' })
+}
+
+// policyServer finds the server of each check_policy_service, also in
+// Postfix 3.0's form with settings ("{ inet:host:port, timeout=10s }").
+var policyServer = regexp.MustCompile(`(check_policy_service[\s,]*\{?\s*)([^\s,{}]+)`)
+
+// replacePolicy points every check_policy_service of a restriction list
+// at server, and returns the list and how many it replaced.
+func replacePolicy(value, server string) (string, int) {
+	n := 0
+	out := policyServer.ReplaceAllStringFunc(value, func(m string) string {
+		n++
+		sub := policyServer.FindStringSubmatch(m)
+		return sub[1] + server
+	})
+	return out, n
+}
+
+// socketmapTable finds each socketmap:SERVER:MAP table.
+var socketmapTable = regexp.MustCompile(`socketmap:[^\s,{}]+`)
+
+// replaceSocketmap points every socketmap:SERVER:MAP table of a value at
+// server, keeping MAP, and returns the value and how many it replaced.
+func replaceSocketmap(value, server string) (string, int) {
+	n := 0
+	out := socketmapTable.ReplaceAllStringFunc(value, func(m string) string {
+		j := strings.LastIndexByte(m, ':')
+		if j <= len("socketmap:") {
+			return m
+		}
+		n++
+		return "socketmap:" + server + m[j:]
+	})
+	return out, n
+}
+
+// checkNotHostListgate reports an error if value (a relay_transport,
+// smtpd_milters, restriction list or table list value) names an inet
+// address on one of listgate's default ports.
 func checkNotHostListgate(key, value string) error {
-	for _, f := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '{' || r == '}' }) {
+	for _, f := range fields(value) {
 		i := strings.Index(f, "inet:")
 		if i < 0 {
 			continue
 		}
-		_, port, err := net.SplitHostPort(strings.NewReplacer("[", "", "]", "").Replace(f[i+len("inet:"):]))
+		hostPort := f[i+len("inet:"):]
+		if strings.Contains(f[:i], "socketmap:") {
+			if j := strings.LastIndexByte(hostPort, ':'); j > 0 {
+				hostPort = hostPort[:j] // the map's name
+			}
+		}
+		_, port, err := net.SplitHostPort(strings.NewReplacer("[", "", "]", "").Replace(hostPort))
 		if err == nil && listgateDefaultPorts[port] {
 			return fmt.Errorf("%s = %s would reach a listgate the host runs on its default port %s; give the test's own address in Options", key, value, port)
 		}

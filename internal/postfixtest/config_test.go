@@ -1,6 +1,7 @@
 package postfixtest
 
 import (
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -39,33 +40,41 @@ func values(ps []param) map[string]string {
 
 func TestContribSnippets(t *testing.T) {
 	common := map[string]string{
-		"relay_domains":                    "example.org",
-		"parent_domain_matches_subdomains": "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, smtpd_access_maps",
 		"lmtp_destination_recipient_limit": "50",
-		"milter_default_action":            "tempfail",
-		"milter_protocol":                  "6",
 		"recipient_delimiter":              "+",
 		"message_size_limit":               "67108864", // listgate's default --max-message-size, 64 MiB
 		"smtpd_relay_restrictions":         "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
 	}
-	for name, addrs := range map[string]map[string]string{
-		"main.cf": {
+	pdms := map[string]string{"parent_domain_matches_subdomains": "debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, smtpd_access_maps"}
+	milter := map[string]string{"relay_domains": "example.org", "milter_default_action": "tempfail", "milter_protocol": "6"}
+	for name, own := range map[string][]map[string]string{
+		"main.cf": {pdms, milter, {
 			"relay_transport": "lmtp:inet:127.0.0.1:8024",
 			"smtpd_milters":   "inet:127.0.0.1:8025",
-		},
-		"main.cf.unix": {
+		}},
+		"main.cf.unix": {pdms, milter, {
 			"relay_transport": "lmtp:unix:listgate/lmtp",
 			"smtpd_milters":   "unix:listgate/milter",
-		},
+		}},
+		"main.cf.policy": {pdms, {
+			"relay_domains":                       "example.org",
+			"relay_transport":                     "lmtp:inet:127.0.0.1:8024",
+			"smtpd_recipient_restrictions":        "check_policy_service inet:127.0.0.1:8026",
+			"smtpd_policy_service_default_action": "451 4.3.5 Server configuration problem",
+		}},
+		"main.cf.socketmap": {{
+			"relay_domains":                   "socketmap:inet:127.0.0.1:8027:domains",
+			"relay_recipient_maps":            "socketmap:inet:127.0.0.1:8027:recipients",
+			"smtpd_reject_unlisted_recipient": "yes",
+			"transport_maps":                  "socketmap:inet:127.0.0.1:8027:transport",
+			"virtual_alias_maps":              "socketmap:inet:127.0.0.1:8027:aliases",
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got := values(readContrib(t, name))
-			want := map[string]string{}
-			for k, v := range common {
-				want[k] = v
-			}
-			for k, v := range addrs {
-				want[k] = v
+			want := maps.Clone(common)
+			for _, m := range own {
+				maps.Copy(want, m)
 			}
 			for k, v := range want {
 				if got[k] != v {
@@ -93,7 +102,10 @@ func TestContribReadmeExplainsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"main.cf", "main.cf.unix"} {
+	for _, name := range Snippets {
+		if !strings.Contains(string(b), "| `"+name+"` |") {
+			t.Errorf("README.md's table has no row for %s", name)
+		}
 		for _, p := range readContrib(t, name) {
 			if !strings.Contains(string(b), "### `"+p.key+"`") {
 				t.Errorf("README.md has no section \"### `%s`\" for the line of %s", p.key, name)
@@ -152,6 +164,10 @@ func TestCheckNotHostListgate(t *testing.T) {
 		{"{ inet:[127.0.0.1]:8025, default_action=accept }", true},
 		{"lmtp:inet:127.0.0.1:41234", false},
 		{"unix:listgate/milter", false},
+		{"check_policy_service inet:127.0.0.1:8026", true},
+		{"socketmap:inet:127.0.0.1:8027:domains", true},
+		{"socketmap:inet:127.0.0.1:41000:domains", false},
+		{"socketmap:unix:listgate/socketmap:domains", false},
 		{"", false},
 	} {
 		if err := checkNotHostListgate("k", tc.value); (err != nil) != tc.bad {
@@ -164,6 +180,26 @@ func TestCompatibilityLevel(t *testing.T) {
 	for v, want := range map[string]string{"3.7.11\n": "3.6", "3.6.0": "3.6", "3.5.18": "2", "4.0": "3.6", "junk": "2"} {
 		if got := compatibilityLevel(v); got != want {
 			t.Errorf("compatibilityLevel(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func TestReplacePolicyAndSocketmap(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		n        int
+		f        func(string, string) (string, int)
+	}{
+		{"check_policy_service inet:127.0.0.1:8026", "check_policy_service inet:127.0.0.1:41000", 1, replacePolicy},
+		{"permit_mynetworks, check_policy_service unix:listgate/policy, reject", "permit_mynetworks, check_policy_service inet:127.0.0.1:41000, reject", 1, replacePolicy},
+		{"check_policy_service { inet:127.0.0.1:8026, timeout=10s }, check_policy_service x", "check_policy_service { inet:127.0.0.1:41000, timeout=10s }, check_policy_service inet:127.0.0.1:41000", 2, replacePolicy},
+		{"reject_unauth_destination", "reject_unauth_destination", 0, replacePolicy},
+		{"socketmap:inet:127.0.0.1:8027:domains", "socketmap:inet:127.0.0.1:41000:domains", 1, replaceSocketmap},
+		{"hash:/etc/postfix/relay, proxy:socketmap:unix:listgate/socketmap:recipients", "hash:/etc/postfix/relay, proxy:socketmap:inet:127.0.0.1:41000:recipients", 1, replaceSocketmap},
+		{"example.org, lists.example.net", "example.org, lists.example.net", 0, replaceSocketmap},
+	} {
+		if got, n := tc.f(tc.in, "inet:127.0.0.1:41000"); got != tc.want || n != tc.n {
+			t.Errorf("%q: got %q (%d), want %q (%d)", tc.in, got, n, tc.want, tc.n)
 		}
 	}
 }

@@ -27,8 +27,10 @@ const EnvRequire = proctest.EnvRequire
 type Options struct {
 	// Snippet is the main.cf snippet pasted into the instance, as an admin
 	// appends it to /etc/postfix/main.cf: "" or "main.cf" for
-	// contrib/postfix/main.cf, "main.cf.unix" for contrib/postfix/main.cf.unix,
-	// or the path of any other file (for example `listgate postfix` output).
+	// contrib/postfix/main.cf, another name of Snippets for that file of
+	// contrib/postfix ("main.cf.unix", "main.cf.policy",
+	// "main.cf.socketmap"), or the path of any other file (for example
+	// `listgate postfix --door socketmap` output).
 	Snippet string
 	// MasterSnippet is the master.cf snippet whose non-comment lines are
 	// added to the instance's master.cf: "" for contrib/postfix/master.cf, or
@@ -39,13 +41,32 @@ type Options struct {
 	// ("inet:127.0.0.1:41234", "unix:/path", or "unix:listgate/lmtp",
 	// relative to QueueDir). It replaces the address in the snippet's
 	// "relay_transport = lmtp:ADDRESS". Empty keeps the snippet's.
+	// main.cf.socketmap has no relay_transport: listgate's socketmap
+	// transport map answers its LMTP door, so LMTP is an error there.
 	LMTP string
 	// Milter, if set, replaces the snippet's smtpd_milters value
 	// ("inet:127.0.0.1:41235", "unix:listgate/milter"). Empty keeps the
 	// snippet's. To run with no milter, put "smtpd_milters =" in MainCF.
 	Milter string
+	// Policy, if set, is listgate's policy service in Postfix syntax
+	// ("inet:127.0.0.1:41236", "unix:listgate/policy"). It replaces the
+	// server of every check_policy_service in the snippet's
+	// smtpd_recipient_restrictions and smtpd_relay_restrictions
+	// (main.cf.policy). Empty keeps the snippet's.
+	Policy string
+	// Socketmap, if set, is listgate's socketmap in Postfix syntax
+	// ("inet:127.0.0.1:41237", "unix:listgate/socketmap"). It replaces the
+	// server of every socketmap:SERVER:MAP table in the snippet's
+	// relay_domains, relay_recipient_maps, transport_maps and
+	// virtual_alias_maps, keeping each MAP (main.cf.socketmap; a
+	// `listgate postfix --door milter` output with its aliases map).
+	// Empty keeps the snippet's.
+	Socketmap string
 	// Domains, if set, replaces the snippet's relay_domains (the list
-	// domains). Empty keeps the snippet's (example.org in contrib).
+	// domains). Empty keeps the snippet's (example.org in contrib). A
+	// snippet whose relay_domains asks listgate's socketmap
+	// (main.cf.socketmap) has no list to replace: Domains is an error
+	// there.
 	Domains []string
 
 	// MainCF are more main.cf lines ("key = value"), applied last. They
@@ -245,6 +266,16 @@ func Start(t testing.TB, opts Options) *Postfix {
 	return p
 }
 
+// CheckOptions reports what Start would refuse in opts before starting
+// anything (an Options field the snippet has no place for, an address of
+// a listgate the host runs, a snippet that does not parse), without
+// Postfix; the error says why.
+func CheckOptions(opts Options) error {
+	p := &Postfix{Dir: filepath.Join(os.TempDir(), "postfixtest-check")}
+	_, err := p.mainCF(opts)
+	return err
+}
+
 // mainCF builds the instance's main.cf: the harness's defaults, the
 // snippet with the test's addresses substituted, the settings that keep the
 // instance private, then Options.MainCF.
@@ -263,16 +294,52 @@ func (p *Postfix) mainCF(opts Options) (string, error) {
 	m.add(sectionInstance, instanceParams(p.Dir))
 
 	if len(opts.Domains) > 0 {
+		if v, _ := m.lookup("relay_domains"); strings.Contains(v, "socketmap:") {
+			return "", fmt.Errorf("postfixtest: %s asks listgate's socketmap for relay_domains (%s): there is no list for Options.Domains to replace; listgate's lists directory decides", name, v)
+		}
 		if !m.set("relay_domains", strings.Join(opts.Domains, ", "), "Options.Domains") {
 			return "", fmt.Errorf("postfixtest: %s sets no relay_domains for Options.Domains to replace", name)
 		}
 	}
 	if opts.LMTP != "" {
 		v, _ := m.lookup("relay_transport")
+		if t, _ := m.lookup("transport_maps"); !strings.HasPrefix(v, "lmtp:") && strings.Contains(t, "socketmap:") {
+			return "", fmt.Errorf("postfixtest: %s routes through listgate's socketmap transport map (transport_maps = %s), which answers listgate's own LMTP door: leave Options.LMTP empty", name, t)
+		}
 		if !strings.HasPrefix(v, "lmtp:") {
 			return "", fmt.Errorf("postfixtest: %s has no \"relay_transport = lmtp:...\" for Options.LMTP to replace (it has %q)", name, v)
 		}
 		m.set("relay_transport", "lmtp:"+opts.LMTP, "Options.LMTP")
+	}
+	if opts.Policy != "" {
+		n := 0
+		for _, key := range []string{"smtpd_recipient_restrictions", "smtpd_relay_restrictions"} {
+			if v, ok := m.lookup(key); ok {
+				nv, k := replacePolicy(v, opts.Policy)
+				if k > 0 {
+					m.set(key, nv, "Options.Policy")
+					n += k
+				}
+			}
+		}
+		if n == 0 {
+			return "", fmt.Errorf("postfixtest: %s has no check_policy_service for Options.Policy to replace", name)
+		}
+	}
+	if opts.Socketmap != "" {
+		n := 0
+		for _, key := range socketmapParams {
+			if v, ok := m.lookup(key); ok {
+				nv, k := replaceSocketmap(v, opts.Socketmap)
+				if k > 0 {
+					m.set(key, nv, "Options.Socketmap")
+					n += k
+				}
+			}
+		}
+		if n == 0 {
+			return "", fmt.Errorf("postfixtest: %s has no socketmap:SERVER:MAP table for Options.Socketmap to replace", name)
+		}
 	}
 	if opts.Milter != "" {
 		if !m.set("smtpd_milters", opts.Milter, "Options.Milter") {
@@ -293,7 +360,7 @@ func (p *Postfix) mainCF(opts Options) (string, error) {
 	}
 	m.add("Options.MainCF", extra)
 
-	for _, key := range []string{"relay_transport", "smtpd_milters"} {
+	for _, key := range append([]string{"relay_transport", "smtpd_milters", "smtpd_recipient_restrictions", "smtpd_relay_restrictions"}, socketmapParams...) {
 		if v, ok := m.lookup(key); ok {
 			if err := checkNotHostListgate(key, v); err != nil {
 				return "", fmt.Errorf("postfixtest: %w", err)
