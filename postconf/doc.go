@@ -41,24 +41,37 @@
 //   - Lookup: inline: and static: tables are read here; file tables
 //     (hash:, lmdb:, cdb:, regexp:, pcre:, cidr:, texthash:) through
 //     postmap -q; network and database tables (tcp:, socketmap:, ldap:,
-//     mysql:, ...) are never queried: only the running Postfix asks them.
+//     mysql:, ...) are never queried: only the running Postfix asks them
+//     (Lint answers listgate's own socketmap as its door would). regexp:,
+//     pcre: and socketmap: are pattern tables: a domain is looked up as
+//     it is, never by its parent domains.
 //     What cannot be read becomes a note (Settings.Notes), not an error.
 //
 // # Judging
 //
-// Lint compares Settings with a Listgate (its domains, lists, LMTP and
-// milter addresses, recipient delimiter and size limit) and returns a
-// Finding for every setting that makes Postfix accept a bogus list address
-// and bounce it later (backscatter), accept mail unchecked, relay for
-// anyone, or lose mail while listgate is down: listgate's milter missing
-// from smtpd_milters or turned off, a default_action other than tempfail
-// (MILTER_README), a list domain not relayed to listgate's LMTP, a
-// subdomain or another domain relayed to it, recipient tables that lack the
-// lists, a different recipient_delimiter, size limits above listgate's,
-// no reject_unauth_destination, and every parameter main.cf sets twice.
+// Lint compares Settings with a Listgate (its domains, lists, doors,
+// postmaster@ and abuse@ addresses, recipient delimiter and size limit)
+// and returns a Finding for every setting that makes Postfix accept a
+// bogus list address and bounce it later (backscatter), accept mail
+// unchecked, relay for anyone, or lose mail while listgate is down. It
+// recognises the door Postfix asks at RCPT TO (Report.Asked): listgate's
+// milter in smtpd_milters (MILTER_README), its policy service in a
+// restriction list (SMTPD_POLICY_README), or its socketmap recipients map
+// in relay_recipient_maps (socketmap_table(5)); lookups in listgate's own
+// socketmap tables are answered as its door would. Findings: no door
+// asked, or one at a wrong address or after a permit; a default action
+// that accepts or rejects while listgate is down; a list domain not
+// relayed to listgate's LMTP; a subdomain or another domain relayed to it;
+// recipient tables that lack the lists; smtpd_reject_unlisted_recipient =
+// no; a socketmap table of the wrong map; postmaster@ or abuse@ with a
+// target and no virtual_alias_maps to rewrite it; a different
+// recipient_delimiter; size limits above listgate's; no
+// reject_unauth_destination; and every parameter main.cf sets twice.
+// postmaster@ and abuse@ that listgate refuses (RFC 5321 §4.5.1) are a note.
 //
 // Recommend is the other direction: the settings that put Postfix in front
-// of a listgate (contrib/postfix/main.cf filled in), each printable as a
+// of a listgate through one Door (contrib/postfix/main.cf,
+// main.cf.policy or main.cf.socketmap filled in), each printable as a
 // main.cf line (Setting.Line) or a postconf -e command (Setting.Command).
 //
 //	cfg, _, err := postconf.Tools{}.Running(ctx)

@@ -11,6 +11,52 @@
 //	...
 //	pf.WaitQueueEmpty(t, 10*time.Second)
 //
+// # Each door's snippet
+//
+// Options.Snippet picks one of Snippets, contrib/postfix's main.cf files,
+// and the Options fields of that setup put the test's addresses in place
+// of listgate's defaults:
+//
+//	snippet             door                       Options to set
+//	main.cf             milter over TCP            LMTP, Milter, Domains
+//	main.cf.unix        milter over unix sockets   none: ListenUnix(t, "listgate/lmtp"), "listgate/milter"
+//	main.cf.policy      check_policy_service       LMTP, Policy, Domains
+//	main.cf.socketmap   socketmap tables           Socketmap only
+//
+// Policy replaces the server of every check_policy_service in
+// smtpd_recipient_restrictions and smtpd_relay_restrictions. Socketmap
+// replaces the server of every socketmap:SERVER:MAP table of relay_domains,
+// relay_recipient_maps, transport_maps and virtual_alias_maps, keeping the
+// map names, so it also points a `listgate postfix` output's
+// virtual_alias_maps (aliases map) at the test's listgate. The socketmap
+// setup names no domain and no LMTP address: the lists directory of the
+// listgate under test decides which domains Postfix relays, and its
+// transport map answers its own LMTP door (daemon: the LMTP listener's
+// address, as Postfix reaches it), so Options.Domains and Options.LMTP are
+// errors there. For unix sockets, listen with ListenUnix (or run listgate
+// with sockets under QueueDir) and pass "unix:listgate/socketmap"; Chroot
+// chroots smtpd, trivial-rewrite and cleanup, the daemons that ask the
+// socketmap, as Debian does. An end-to-end test of the socketmap setup:
+//
+//	d := startListgate(t, "--socketmap", "inet:127.0.0.1:0", "--milter", "") // e2e's helper
+//	pf := postfixtest.Start(t, postfixtest.Options{
+//		Snippet:   "main.cf.socketmap",
+//		Socketmap: d.Addr("socketmap"), // "inet:127.0.0.1:PORT"
+//	})
+//
+// and of the policy setup:
+//
+//	pf := postfixtest.Start(t, postfixtest.Options{
+//		Snippet: "main.cf.policy",
+//		LMTP:    d.Addr("lmtp"),
+//		Policy:  d.Addr("policy"),
+//		Domains: []string{"example.org"},
+//	})
+//
+// CheckOptions reports, without Postfix, what Start would refuse in an
+// Options. The harness's own tests (doors_test.go) run each snippet with
+// stand-in policy and socketmap servers and record what Postfix asks.
+//
 // # The instance
 //
 // Everything lives in one directory, /tmp/postfixtest-NNNN (Postfix.Dir):
@@ -31,8 +77,10 @@
 //     alias_maps and alias_database empty (nothing is delivered locally),
 //     mynetworks empty, in_flow_delay = 0;
 //  2. the snippet (Options.Snippet, contrib/postfix/main.cf by default), with
-//     relay_domains, the address in relay_transport = lmtp:ADDRESS, and
-//     smtpd_milters replaced by Options.Domains, LMTP and Milter when set;
+//     relay_domains, the address in relay_transport = lmtp:ADDRESS,
+//     smtpd_milters, the check_policy_service servers and the socketmap
+//     servers replaced by Options.Domains, LMTP, Milter, Policy and
+//     Socketmap when set;
 //  3. what keeps the instance private, which no snippet can change:
 //     queue_directory, data_directory, maillog_file and maillog_file_prefixes
 //     (postlogd(8) writes the log, so it is readable per instance),
@@ -52,9 +100,10 @@
 // contrib/postfix/master.cf and Options.MasterCF. Nothing is chrooted unless
 // Options.Chroot, which chroots the services Debian chroots.
 //
-// Start refuses a configuration whose relay_transport or smtpd_milters
-// points at listgate's default ports (8024, 8025): those belong to a
-// listgate the host may run, never to a test.
+// Start refuses a configuration whose relay_transport, smtpd_milters,
+// restriction lists or socketmap tables point at listgate's default ports
+// (8024, 8025) or contrib's policy and socketmap ports (8026, 8027):
+// those belong to a listgate the host may run, never to a test.
 //
 // # Starting and stopping
 //

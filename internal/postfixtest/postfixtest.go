@@ -208,7 +208,7 @@ func Start(t testing.TB, opts Options) *Postfix {
 		}
 	}
 
-	main, err := p.mainCF(opts)
+	main, err := p.mainCF(opts, env.compat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,14 +272,14 @@ func Start(t testing.TB, opts Options) *Postfix {
 // Postfix; the error says why.
 func CheckOptions(opts Options) error {
 	p := &Postfix{Dir: filepath.Join(os.TempDir(), "postfixtest-check")}
-	_, err := p.mainCF(opts)
+	_, err := p.mainCF(opts, "3.6") // the level Start picks for Postfix 3.6 and later; no Postfix asked
 	return err
 }
 
 // mainCF builds the instance's main.cf: the harness's defaults, the
 // snippet with the test's addresses substituted, the settings that keep the
 // instance private, then Options.MainCF.
-func (p *Postfix) mainCF(opts Options) (string, error) {
+func (p *Postfix) mainCF(opts Options, compat string) (string, error) {
 	name, text, err := readSnippet(opts.Snippet, "main.cf")
 	if err != nil {
 		return "", err
@@ -289,7 +289,7 @@ func (p *Postfix) mainCF(opts Options) (string, error) {
 		return "", fmt.Errorf("postfixtest: %w", err)
 	}
 	var m mainCF
-	m.add(sectionDefaults, baseParams(env.compat))
+	m.add(sectionDefaults, baseParams(compat))
 	m.add(name, snippet)
 	m.add(sectionInstance, instanceParams(p.Dir))
 
