@@ -71,7 +71,10 @@
 //	                           names (hostmaster@example.net), example.com's 550
 //	TestPostmaster             4 with the milter and with the policy door, each with
 //	                           listgate's socketmap aliases map as virtual_alias_maps
-//	                           (`listgate postfix --door milter|policy` output)
+//	                           (`listgate postfix --door milter|policy` output); policy
+//	                           with aliases and listgate down: 451 4.3.0 for list and
+//	                           foreign domains alike (virtual_alias_domains asks the
+//	                           aliases map first)
 //
 // The tests need postfix, swaks, python3, mailman3, mlmmj, public-inbox and
 // root. Without them they skip,
