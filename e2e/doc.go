@@ -44,6 +44,38 @@
 //	                           spool retry` re-sends
 //	TestExecPublicInbox        4: exec next hop into a real public-inbox v2 inbox
 //
+// And for issue 9 ("Postfix's other doors"), each setup one listgate and
+// one Postfix shared by its subtests, with no milter unless named:
+//
+//	TestPolicyDoor             2: the policy door alone (contrib's main.cf.policy):
+//	                           a list, List+ext@Example.ORG, -request and a VERP
+//	                           -bounces address delivered into the spool; bogus
+//	                           addresses 550 5.1.1 at RCPT, nothing queued, no
+//	                           bounce; 554 5.7.1 for foreign domains, a subdomain and
+//	                           source routes; a list file live both ways with no
+//	                           reload or postmap; listgate down, 451 4.3.5 at RCPT
+//	                           (smtpd_policy_service_default_action), restarted, the
+//	                           next attempt delivered. 4: with no domain file setting
+//	                           postmaster@ is 550 and `listgate postfix --check`
+//	                           notes it
+//	TestSocketmapDoor          2 (the same) with the socketmap alone (contrib's
+//	                           main.cf.socketmap: relay_domains,
+//	                           relay_recipient_maps, transport_maps,
+//	                           virtual_alias_maps), a list in a new domain live too,
+//	                           listgate down 451 4.3.0 for senders resolved before and
+//	                           new ones; 3: a domain's last list file removed, its
+//	                           addresses refused at RCPT (554 5.7.1, 550 5.1.1 for a
+//	                           sender smtpd resolved before), nothing reaches the LMTP
+//	                           door, no bounce; 4: postmaster@ and Abuse+x@ of
+//	                           example.org delivered into the list its domain file
+//	                           names (hostmaster@example.net), example.com's 550
+//	TestPostmaster             4 with the milter and with the policy door, each with
+//	                           listgate's socketmap aliases map as virtual_alias_maps
+//	                           (`listgate postfix --door milter|policy` output); policy
+//	                           with aliases and listgate down: 451 4.3.0 for list and
+//	                           foreign domains alike (virtual_alias_domains asks the
+//	                           aliases map first)
+//
 // The tests need postfix, swaks, python3, mailman3, mlmmj, public-inbox and
 // root. Without them they skip,
 // unless LISTGATE_TEST_POSTFIX=1, which makes a missing one a failure. The

@@ -41,6 +41,9 @@ type env struct {
 	lgFlags  []string // listgate's flags that Postfix's configuration depends on
 	addrLMTP string   // listgate's addresses, in its own (absolute) spelling
 	addrMilt string
+
+	door      string // issue 9's setups: the door Postfix asks at RCPT TO
+	bogusText string // issue 9's setups: Postfix's text after "550 5.1.1 <rcpt>: "
 }
 
 // start brings up listgate and Postfix as s says, with the list files

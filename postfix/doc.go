@@ -77,20 +77,22 @@
 // up to 100,000 bytes. What it does with each reply (dict_sockmap.c,
 // maps.c, Postfix 3.7):
 //
-//   - "OK value": found. The value must not be empty: "OK " alone is a
-//     configuration error in maps.c ("should return NO RESULT in case of
-//     NOT FOUND"), and "OK" without the space is taken as not found. The
-//     door never sends an empty value (socketmapReply answers it as a
-//     local error).
+//   - "OK value": found. The value must not be empty: Postfix 3.7.11
+//     logs a warning about "OK " alone ("empty string result is not
+//     allowed") and takes it as not found, and takes "OK" without the
+//     space as not found, silently. The door never sends an empty value
+//     (socketmapReply answers it as a local error).
 //   - "NOTFOUND ": not found.
 //   - "TEMP reason", and any reply it does not know: a lookup error that
 //     may go away. smtpd answers the SMTP client 451 4.3.0 ("Temporary
 //     lookup failure"), the queue manager defers the message.
 //   - "PERM reason": a configuration error, logged with the reason
 //     ("socketmap server permanent error"). The lookup fails as with
-//     TEMP (smtpd answers 451 4.3.5): nothing is bounced. The door
-//     answers PERM only to a map name it does not serve, or a request
-//     without a space.
+//     TEMP: smtpd answers 451, 4.3.5 ("Server configuration error") from
+//     relay_recipient_maps, also mailing postmaster a transcript,
+//     4.3.0 from relay_domains; nothing is bounced. The door answers
+//     PERM only to a map name it does not serve, or a request without a
+//     space.
 //
 // A request that is not a netstring, or one longer than MaxRequest,
 // closes the connection; Postfix logs a lookup error and tempfails.
@@ -133,30 +135,49 @@
 //
 // # What Postfix asks
 //
-// From Postfix 3.7's sources; to be confirmed against what a real
-// Postfix 3.7 (Debian 12) sends, which the end-to-end tests record (the
-// door logs every lookup at debug level: map, key, answer). A socketmap
-// is opened as a pattern table (dict_sockmap.c sets DICT_FLAG_PATTERN),
-// and Postfix's partial lookups only ask tables of fixed keys
-// (mail_addr_find.c asks them with DICT_FLAG_FIXED; match_ops.c tries
-// parent domains only in fixed tables). So, where a hash: table would be
-// asked several forms of an address, the socketmap is asked one:
+// Recorded from a real Postfix 3.7.11 (Debian 12) by TestLookups in
+// internal/postfixtest, and written up key by key in
+// docs/postfix-lookups.md. A socketmap is opened as a pattern table
+// (dict_sockmap.c sets DICT_FLAG_PATTERN), and Postfix's partial lookups
+// only ask tables of fixed keys, so where a hash: table would be asked
+// several forms of an address, the socketmap is asked one:
 //
-//	parameter              map         keys sent
-//	relay_domains          domains     the recipient's domain, lower case (also
-//	                                   other domains Postfix resolves, e.g. senders')
-//	relay_recipient_maps   recipients  the full address, extension included
-//	transport_maps         transport   the full address, extension included;
-//	                                   "*" is never asked of a socketmap
-//	virtual_alias_maps     aliases     the full address, extension included,
-//	                                   of every recipient; its result again
+//	parameter              map         asked by         keys sent
+//	virtual_alias_domains  aliases     trivial-rewrite  the domain, lower case (its
+//	 (default: $virtual_alias_maps)                     default makes aliases a domain list)
+//	relay_domains          domains     trivial-rewrite  the domain, lower case, no trailing
+//	                                                    dot; senders' and foreign domains too
+//	transport_maps         transport   trivial-rewrite  "*" (twice, as it starts); then the
+//	                                                    full address as the client wrote it
+//	                                                    (case, +extension), trailing dot dropped
+//	virtual_alias_maps     aliases     smtpd            the full address, lower case
+//	relay_recipient_maps   recipients  smtpd            the same, only if aliases found nothing
+//	virtual_alias_maps     aliases     cleanup          the full address as the client wrote
+//	                                                    it; then each alias target in turn
 //
-// Not asked of a socketmap (they are of a hash: table): the address
-// without its extension, "@domain", the bare local part, the domain alone
-// in transport_maps, parent domains. The door answers these forms too, as
-// Resolve and ServesDomain do (postmap -q, other Postfix versions). Case:
-// Postfix lower-cases domain keys; whether an address key keeps the case
-// the client used is to be confirmed; Resolve answers either.
+// trivial-rewrite resolves every address smtpd sees (the sender at MAIL
+// FROM, each recipient at RCPT TO) and again at delivery for the queue
+// manager; smtpd caches what it resolved, failures included, per sender
+// and recipient for the life of the process. The recipients and aliases
+// lookups and the policy service are asked at every RCPT TO. Never asked
+// of a socketmap: the address without its extension, "@domain", the bare
+// local part, a domain in transport_maps, parent domains.
+//
+// The door answers each form as Resolve and ServesDomain do: a full
+// address in any case, with or without a trailing dot, is resolved as
+// sent; "*", a bare domain and "@domain" are NOTFOUND in the recipients,
+// aliases and transport maps (a served domain is "OK" in transport, which
+// Postfix 3.7 never asks; other versions, or postmap -q, may). The other
+// forms above are answered as Resolve would too, should another Postfix
+// send them.
+//
+// The policy service is asked at RCPT TO after smtpd_relay_restrictions
+// (so never about a foreign domain), and before virtual_alias_maps and
+// relay_recipient_maps, with recipient= as the client wrote it (case,
+// +extension and a trailing dot kept, no brackets); at DATA and
+// END-OF-MESSAGE with recipient= empty (DUNNO); never for a bare
+// "postmaster", which smtpd accepts itself. size= is MAIL FROM's SIZE=, 0
+// without one.
 //
 // Postfix's recipient_delimiter and listgate's delimiters must agree:
 // were Postfix to strip an extension listgate does not know, it could
