@@ -265,7 +265,7 @@ func (s *Spool) Space() (Space, error) {
 	switch {
 	case below && !c.below:
 		s.log.Warn("spool below its reserve: recipients get 452 4.3.1 until space is freed", "file", s.dir,
-			"free_bytes", sp.Free, "reserve_bytes", sp.ReserveBytes, "free_inodes", sp.FreeInodes, "reserve_inodes", sp.ReserveInodes)
+			"size_bytes", sp.Size, "free_bytes", sp.Free, "reserve_bytes", sp.ReserveBytes, "free_inodes", sp.FreeInodes, "reserve_inodes", sp.ReserveInodes)
 	case !below && c.below:
 		s.log.Info("spool above its reserve again: recipients are accepted", "file", s.dir,
 			"free_bytes", sp.Free, "reserve_bytes", sp.ReserveBytes, "free_inodes", sp.FreeInodes, "reserve_inodes", sp.ReserveInodes)
