@@ -25,6 +25,7 @@ import (
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/mailman"
 	"github.com/listgate/listgate/postconf"
+	"github.com/listgate/listgate/spool"
 )
 
 // Built-in defaults, used where neither the config file nor a flag says
@@ -48,6 +49,10 @@ type Settings struct {
 	Lists              string // the lists directory (key lists)
 	RecipientDelimiter string // as Postfix's recipient_delimiter; "none": no extensions
 	Spool              string // the spool directory (key spool)
+	// SpoolReserve is the free space the LMTP door keeps on the spool's
+	// file system (key spool_reserve); Auto, the default, is
+	// spool.DefaultReserve(MaxMessageSize).
+	SpoolReserve spool.Reserve
 
 	LMTP, Milter postconf.Endpoint // the doors (keys lmtp, milter)
 	// Policy is Postfix's policy delegation door (SMTPD_POLICY_README),
@@ -97,6 +102,7 @@ var keys = []key{
 	{"lists", DefaultLists, "the lists `directory`: one file per list"},
 	{"recipient_delimiter", lists.DefaultDelimiter, "characters that start an address extension, as Postfix's recipient_delimiter (\"none\": no extensions)"},
 	{"spool", DefaultSpool, "the spool `directory`: one Maildir per list and sub-address"},
+	{"spool_reserve", "auto", "free space to keep on the spool's file system (`bytes or percent`: 512MiB, 5%; auto: the larger of 1% and twice max_message_size; 0: none): below it, the LMTP door answers RCPT 452 4.3.1 and Postfix keeps the mail queued"},
 	{"lmtp", "inet:127.0.0.1:8024", "LMTP sink `address` (inet:host:port or unix:/path; empty: off)"},
 	{"milter", "inet:127.0.0.1:8025", "milter `address` (inet:host:port or unix:/path; empty: off)"},
 	{"policy", "", "Postfix policy delegation `address` (inet:host:port or unix:/path; empty: off) for check_policy_service, instead of the milter"},
@@ -154,6 +160,12 @@ func (s *Settings) set(name, v string) error {
 		} else {
 			s.Spool = v
 		}
+	case "spool_reserve":
+		r, err := spool.ParseReserve(v)
+		if err != nil {
+			return err
+		}
+		s.SpoolReserve = r
 	case "recipient_delimiter":
 		if err := checkDelimiter(v); err != nil {
 			return err

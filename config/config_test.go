@@ -14,6 +14,7 @@ import (
 
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/postconf"
+	"github.com/listgate/listgate/spool"
 )
 
 // TestParse: every key read from a file, and every kind of mistake named
@@ -33,6 +34,7 @@ func TestParse(t *testing.T) {
 		{"every key", `lists = "/srv/lists"
 recipient_delimiter = "none"
 spool = "/srv/spool"
+spool_reserve = "5%"
 lmtp = "unix:/run/listgate/lmtp"
 milter = "127.0.0.1:9025"
 policy = "inet:127.0.0.1:8026"
@@ -57,7 +59,7 @@ mailman_domains = ["example.org", "bücher.example"]
 mailman_unready_after = "0s"
 `, func(t *testing.T, s Settings) {
 			want := Settings{
-				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool",
+				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool", SpoolReserve: spool.Reserve{Percent: 5},
 				LMTP:           postconf.Endpoint{Network: "unix", Address: "/run/listgate/lmtp"},
 				Milter:         postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:9025"},
 				Policy:         postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8026"},
@@ -84,6 +86,26 @@ mailman_unready_after = "0s"
 		{"policy and socketmap: off by default, relative unix paths from the file", "policy = \"unix:run/policy\"\n", func(t *testing.T, s Settings) {
 			if s.Policy != (postconf.Endpoint{Network: "unix", Address: "/etc/lg/run/policy"}) || On(s.Socketmap) || On(Defaults().Policy) {
 				t.Errorf("policy %v, socketmap %v, default policy %v", s.Policy, s.Socketmap, Defaults().Policy)
+			}
+		}, ""},
+		{"default reserve", "", func(t *testing.T, s Settings) {
+			if s.SpoolReserve != (spool.Reserve{Auto: true}) {
+				t.Errorf("spool_reserve %+v, want auto", s.SpoolReserve)
+			}
+		}, ""},
+		{"reserve in bytes", "spool_reserve = 536870912\n", func(t *testing.T, s Settings) {
+			if s.SpoolReserve != (spool.Reserve{Bytes: 512 << 20}) {
+				t.Errorf("spool_reserve %+v", s.SpoolReserve)
+			}
+		}, ""},
+		{"reserve with a unit", "spool_reserve = \"512MiB\"\n", func(t *testing.T, s Settings) {
+			if s.SpoolReserve != (spool.Reserve{Bytes: 512 << 20}) {
+				t.Errorf("spool_reserve %+v", s.SpoolReserve)
+			}
+		}, ""},
+		{"no reserve", "spool_reserve = 0\n", func(t *testing.T, s Settings) {
+			if !s.SpoolReserve.IsZero() {
+				t.Errorf("spool_reserve %+v, want none", s.SpoolReserve)
 			}
 		}, ""},
 		{"integer size", "max_message_size = 1048576\n", func(t *testing.T, s Settings) {
@@ -117,6 +139,10 @@ mailman_unready_after = "0s"
 		{"bad size", "max_message_size = \"10 parsecs\"\n", nil, `listgate.toml:1: max_message_size "10 parsecs": invalid size "10 parsecs"`},
 		{"negative size", "max_message_size = -5\n", nil, `listgate.toml:1: max_message_size: invalid size "-5": negative`},
 		{"zero size", "max_message_size = 0\n", nil, `listgate.toml:1: max_message_size: must be positive`},
+		{"bad reserve", "spool_reserve = \"lots\"\n", nil, `listgate.toml:1: spool_reserve "lots": invalid reserve "lots": want a size (512MiB), a percent (5%), both (1%,256MiB) or auto`},
+		{"reserve over 100%", "spool_reserve = \"150%\"\n", nil, `listgate.toml:1: spool_reserve "150%": invalid reserve "150%": want a percent from 0% to 100%`},
+		{"negative reserve", "spool_reserve = -1\n", nil, `listgate.toml:1: spool_reserve: invalid reserve "-1"`},
+		{"reserve as a float", "spool_reserve = 0.5\n", nil, `listgate.toml:1: spool_reserve: want bytes (an integer) or a string such as "512MiB", "5%" or "auto", got a float`},
 		{"negative duration", "rescan_interval = \"-1s\"\n", nil, `listgate.toml:1: rescan_interval "-1s": must not be negative (0 turns the rescan off)`},
 		{"zero shutdown timeout", "shutdown_timeout = \"0s\"\n", nil, `listgate.toml:1: shutdown_timeout "0s": must be positive`},
 		{"bad duration", "shutdown_timeout = \"soon\"\n", nil, `listgate.toml:1: shutdown_timeout "soon": want a duration such as 30s or 5m`},
@@ -210,6 +236,12 @@ func TestFlags(t *testing.T) {
 			}
 		}, ""},
 		{"a missing --config file", file, []string{"--config", missing}, nil, `--config "` + missing + `": no such file or directory`},
+		{"--spool-reserve", missing, []string{"--spool-reserve", "2.5%"}, func(t *testing.T, s Settings) {
+			if s.SpoolReserve != (spool.Reserve{Percent: 2.5}) || s.Origin("spool_reserve") != "--spool-reserve" {
+				t.Errorf("spool_reserve %+v from %q", s.SpoolReserve, s.Origin("spool_reserve"))
+			}
+		}, ""},
+		{"a bad --spool-reserve", missing, []string{"--spool-reserve", "-5%"}, nil, `--spool-reserve "-5%": invalid reserve "-5%": want a percent from 0% to 100%`},
 		{"a bad flag value", missing, []string{"--metrics", ":9100"}, nil, `--metrics ":9100": give a host`},
 		{"a bad file under a good flag", missing, []string{"--config", writeTemp(t, "spool = 1\n"), "--spool", "/x"}, nil, `listgate.toml:1: spool: want a string, got an integer`},
 	}

@@ -135,7 +135,8 @@ func New(cfg Config) (*Daemon, error) {
 			UnreadyAfter: unready(s.ForwardUnreadyAfter), Logger: log, Registerer: reg,
 		})
 		if err == nil {
-			d.spool, err = spool.New(spool.Options{Dir: s.Spool, Hostname: s.Hostname, Logger: log, Delivered: d.fwd.Notify})
+			d.spool, err = spool.New(spool.Options{Dir: s.Spool, Hostname: s.Hostname, Logger: log, Delivered: d.fwd.Notify,
+				Reserve: s.SpoolReserve.Resolve(s.MaxMessageSize), Registerer: reg})
 		}
 		if err != nil {
 			d.watcher.Close()

@@ -84,11 +84,28 @@ func (d *Daemon) notReady() []string {
 	return append(why, d.mailmanNotReady()...)
 }
 
+// spoolNote says, for a daemon that is ready, that the spool is below its
+// reserve (spool_reserve); empty when it is not. That does not make the
+// daemon unready: the LMTP door tempfails by design (452 4.3.1, Postfix
+// keeps the mail), and taking listgate out of service frees nothing.
+func (d *Daemon) spoolNote() string {
+	if d.spool == nil {
+		return ""
+	}
+	sp, err := d.spool.Space()
+	if err != nil || !sp.Below(0, 0) || (sp.ReserveBytes == 0 && sp.ReserveInodes == 0) {
+		return ""
+	}
+	return fmt.Sprintf("spool %s: %d bytes and %d inodes free, below its reserve of %d bytes and %d inodes: recipients get 452 4.3.1",
+		d.spool.Dir(), sp.Free, sp.FreeInodes, sp.ReserveBytes, sp.ReserveInodes)
+}
+
 // readyz answers 200 "ok" when the daemon is ready (every door serving,
 // lists loaded, spool writable, no next hop failing for longer than
 // forward_unready_after), else 503 with one line per reason.
 // Problems in list files do not make it unready (the doors tempfail those
-// lists alone); the body counts them.
+// lists alone); the body counts them. Nor does a spool below its reserve
+// (see spoolNote): the body has a "note:" line for it.
 func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if why := d.notReady(); len(why) > 0 {
@@ -98,6 +115,9 @@ func (d *Daemon) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 	if note := d.mailmanNote(); note != "" {
 		defer fmt.Fprintf(w, "note: %s\n", note) // after the ok line
+	}
+	if note := d.spoolNote(); note != "" {
+		defer fmt.Fprintf(w, "note: %s\n", note)
 	}
 	if ps := d.watcher.Snapshot().Problems(); len(ps) > 0 {
 		noun := "problems"

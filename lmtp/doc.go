@@ -41,13 +41,20 @@
 //	alias       RCPT        451 4.3.0 Temporary lookup failure
 //	error       RCPT        451 4.3.0 Requested action aborted: local error in processing
 //	error       after DATA  451 4.3.0 <rcpt> Requested action aborted: local error in processing
+//	no-space    RCPT        452 4.3.1 Insufficient system storage
 //	no-space    after DATA  452 4.3.1 <rcpt> Insufficient system storage
 //
 // At RCPT, too-large comes from MAIL FROM's SIZE=; after DATA, from the
 // message as received. After DATA, error is a failed delivery (an I/O
 // error, permissions), or message data that did not arrive whole; at any
 // command, error is also a recovered panic, or no lists to ask. no-space
-// is a full disk or an exceeded quota.
+// after DATA is a full disk or an exceeded quota; at RCPT, a recipient
+// that would be accepted gets it when its copy of the message (MAIL
+// FROM's SIZE=; every accepted recipient of the transaction counts) would
+// leave less than the spool's reserve free, in bytes or in inodes
+// (spool_reserve, spool.Spool.Room): Postfix then keeps the message in its
+// queue and tries again, instead of listgate filling the disk to its last
+// block. Other verdicts keep their reply whatever the free space.
 //
 // 2.1.5 after DATA is RFC 3463's "destination address valid", the code of
 // a positive delivery report. An accepted RCPT gets go-smtp's own
@@ -129,7 +136,7 @@
 //
 // Metrics, with the names and labels of every door:
 // listgate_lmtp_recipients_total{verdict} (accept, unknown, not-served,
-// tempfail, too-large, error), listgate_lmtp_deliveries_total{result}
+// tempfail, too-large, alias, error, no-space), listgate_lmtp_deliveries_total{result}
 // (delivered, too-large, error, no-space), listgate_lmtp_panics_total and
 // the gauge listgate_lmtp_connections. Every label value exists from 0.
 //

@@ -46,12 +46,13 @@ var testLists = map[string]string{
 // config says how to start a harness. The zero value serves testLists
 // over TCP with a static snapshot.
 type config struct {
-	network string            // "tcp" (default) or "unix"
-	lists   map[string]string // files of a fresh lists directory; nil: testLists
-	dir     string            // serve this lists directory instead
-	watch   bool              // serve through lists.Watch (hot reload)
-	source  lists.Source      // serve this source instead
-	options func(*Options)    // adjust the server's options
+	network string               // "tcp" (default) or "unix"
+	lists   map[string]string    // files of a fresh lists directory; nil: testLists
+	dir     string               // serve this lists directory instead
+	watch   bool                 // serve through lists.Watch (hot reload)
+	source  lists.Source         // serve this source instead
+	options func(*Options)       // adjust the server's options
+	spool   func(*spool.Options) // adjust the spool's options (Dir too)
 	wrap    func(net.Listener) net.Listener
 }
 
@@ -108,17 +109,21 @@ func start(t testing.TB, cfg config) *harness {
 		}
 		src = lists.Static{S: snap}
 	}
-	h.spoolDir = t.TempDir()
-	sp, err := spool.New(spool.Options{Dir: h.spoolDir, Hostname: "lmtp.test",
+	spoolOpts := spool.Options{Dir: t.TempDir(), Hostname: "lmtp.test",
 		Fault: func(op spool.Op, path string) error {
 			if f := h.fault.Load(); f != nil {
 				return (*f)(op, path)
 			}
 			return nil
-		}})
+		}}
+	if cfg.spool != nil {
+		cfg.spool(&spoolOpts)
+	}
+	sp, err := spool.New(spoolOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.spoolDir = sp.Dir()
 	opts := Options{Lists: src, Spool: sp, Logger: newLogger(h.logs), Registerer: h.reg,
 		Hostname: "lmtp.test"}
 	if cfg.options != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -126,7 +127,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 // verdict (RFC 2033 §4.1: RCPT replies as in SMTP). The reply to an
 // accepted recipient is go-smtp's 250; the replies that count for an
 // accepted recipient come after DATA. Without lists to ask (no Lists, or
-// no snapshot yet) every recipient gets the local-error tempfail.
+// no snapshot yet) every recipient gets the local-error tempfail. A
+// recipient that would be accepted gets 452 4.3.1 instead when its copy
+// of the message (SIZE=, if given) would leave less than the spool's
+// reserve free (spool.Spool.Room).
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) (err error) {
 	defer s.recover("rcpt", &err)
 	s.mu.Lock()
@@ -145,6 +149,21 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) (err error) {
 		v = v.CheckSize(s.tx.size, s.srv.max)
 	}
 	o := reply.Of(v.Status)
+	if o == reply.Accept {
+		// Keep the spool's reserve free (spool_reserve): each accepted
+		// recipient gets a copy of the message, whose size SIZE= gives
+		// (Postfix's LMTP client sends it); below the reserve, 452 4.3.1
+		// (RFC 3463 X.3.1, mail system full) and Postfix keeps the
+		// message queued. Other verdicts store nothing and keep their
+		// reply.
+		n := int64(len(s.tx.rcpts) + 1)
+		if err := s.srv.spool.Room(satMul(s.tx.size, n), n); err != nil {
+			o = reply.LocalError
+			if spool.IsNoSpace(err) {
+				o = reply.NoSpace
+			}
+		}
+	}
 	s.srv.logOutcome(to, v.List, o, s.tx.id, "")
 	if o == reply.Alias {
 		// Postfix should have rewritten it before delivery; the 451
@@ -349,6 +368,17 @@ func (s *Server) logOutcome(rcpt, list string, o reply.Outcome, id, qid string) 
 	s.m.rcpts.WithLabelValues(o.String()).Inc()
 	s.log.Info("rcpt", "door", "lmtp", "rcpt", rcpt, "list", list,
 		"verdict", o.String(), "lmtp_id", id, "queue_id", qid)
+}
+
+// satMul is a*b for non-negative a and b, at most math.MaxInt64.
+func satMul(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > math.MaxInt64/b {
+		return math.MaxInt64
+	}
+	return a * b
 }
 
 // queueID returns a new transaction id: 12 characters of base32, 60

@@ -128,6 +128,14 @@
 // answered SMFIR_ACCEPT. A recipient of a domain listgate does not serve
 // continues: another restriction, or Postfix itself, decides for it.
 //
+// The milter never answers no-space, not even when the LMTP door of the
+// same daemon refuses recipients because the spool is below its reserve
+// (spool_reserve): the point of that 452 is that Postfix keeps the mail in
+// its own queue, which has its own guard (queue_minfree), until the spool
+// has room; a 452 at the milter would push the mail back onto every remote
+// sender's queue instead, with their slower retries, and would say nothing
+// true about a Postfix whose queue is on another disk or host.
+//
 // A panic while answering is recovered in the session, logged once with
 // its stack, counted, and answered with the local-error tempfail (error;
 // for a header field or a body chunk, which have no such reply: at the

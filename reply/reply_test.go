@@ -32,7 +32,7 @@ func TestWire(t *testing.T) {
 		TooLarge:   {tooLarge, tooLarge, tooLarge, tooLarge, tooLarge, "-"},
 		Alias:      {lookup, "-", "continue", "-", "DUNNO", "OK"},
 		LocalError: {local, local, local, local, local, "TEMP Requested action aborted: local error in processing"},
-		NoSpace:    {"-", "452 4.3.1 Insufficient system storage", "-", "-", "-", "-"},
+		NoSpace:    {"452 4.3.1 Insufficient system storage", "452 4.3.1 Insufficient system storage", "-", "-", "-", "-"},
 	}
 	if len(want) != len(Outcomes()) {
 		t.Fatalf("%d outcomes pinned, the table has %d", len(want), len(Outcomes()))

@@ -31,7 +31,8 @@ const (
 	// panic, no lists to ask): a tempfail, the sender retries. Printed
 	// "error".
 	LocalError
-	// NoSpace: the spool's file system is full or a quota is exceeded: a
+	// NoSpace: the spool's file system is full or a quota is exceeded
+	// (after DATA), or its free space is below the reserve (at RCPT): a
 	// tempfail.
 	NoSpace
 	numOutcomes = iota
@@ -163,7 +164,8 @@ type Action uint8
 // The actions.
 const (
 	// None: the door never meets this outcome at this stage (e.g. a
-	// full disk at RCPT). A door that meets it anyway answers LocalError.
+	// full spool at the milter). A door that meets it anyway answers
+	// LocalError.
 	None Action = iota
 	// Pass: listgate does not object and the dialogue goes on: go-smtp's
 	// own "250 2.0.0" to an LMTP RCPT, the milter's SMFIR_CONTINUE, the
@@ -328,8 +330,10 @@ var table = [numOutcomes + 1]Row{
 		socketmap: stages{temp(localError), none},
 	},
 	NoSpace: {
-		When:      "the spool's file system is full or a quota is exceeded",
-		lmtp:      stages{none, send(noSpace)},
+		When: "at `RCPT`: the recipient's copy of the message (`SIZE=`) would leave less free space, or fewer free inodes, " +
+			"on the spool's file system than `spool_reserve`; after `DATA`: the file system is full or a quota is exceeded. " +
+			"The milter answers neither: Postfix's queue holds the mail until the LMTP door takes it",
+		lmtp:      stages{send(noSpace), send(noSpace)},
 		milter:    stages{none, none},
 		policy:    stages{none, none},
 		socketmap: stages{none, none},

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Op names one step of a delivery that touches the file system. Options.Fault
@@ -84,6 +86,22 @@ type Options struct {
 	// (SPOOL/<domain>/<local>/<kind>/new/<name>): the forwarder's cue to
 	// pick it up at once. It must not block.
 	Delivered func(path string)
+	// Reserve is the free space (and share of inodes) that deliveries
+	// leave on the spool's file system: Room reports when it is reached.
+	// The zero Reserve keeps nothing; Auto is
+	// DefaultReserve(lists.DefaultMaxMessageSize) (resolve it with the
+	// real largest message first, as the daemon does).
+	Reserve Reserve
+	// SpaceTTL is how long a reading of the free space is reused by Room
+	// and Space. Zero means DefaultSpaceTTL.
+	SpaceTTL time.Duration
+	// Statfs reads the free space of the file system holding a path.
+	// Default: Statfs. For tests.
+	Statfs func(path string) (Space, error)
+	// Registerer, if set, gets the gauges of the spool's file system:
+	// listgate_spool_free_bytes, listgate_spool_free_inodes,
+	// listgate_spool_reserve_bytes and listgate_spool_reserve_inodes.
+	Registerer prometheus.Registerer
 }
 
 // kinds are the folder names a list has in the spool, one per kind of
@@ -107,6 +125,7 @@ type Spool struct {
 
 	counter atomic.Uint64 // the Q part of file names
 	ready   sync.Map      // folder path -> struct{}: made and flushed
+	space   space         // the file system's free space, cached
 }
 
 // New returns a Spool rooted at opts.Dir. It creates the directory (and
@@ -157,6 +176,18 @@ func New(opts Options) (*Spool, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.space.statfs, s.space.ttl = opts.Statfs, opts.SpaceTTL
+	s.space.reserve = opts.Reserve.Resolve(0)
+	if s.space.statfs == nil {
+		s.space.statfs = Statfs
+	}
+	if s.space.ttl <= 0 {
+		s.space.ttl = DefaultSpaceTTL
+	}
+	s.Space() // logs, at the start, a spool already below its reserve
+	if opts.Registerer != nil {
+		s.registerSpace(opts.Registerer)
 	}
 	return s, nil
 }
@@ -231,19 +262,22 @@ func (s *Spool) Deliver(m *Message, env Envelope) (path string, err error) {
 		return "", err
 	}
 	folder := filepath.Join(s.dir, env.Domain, env.Local, env.Kind)
+	var size int64
 	defer func() {
 		if err != nil {
 			// Make and flush the folder again next time: it may have been
 			// removed or never flushed completely.
 			s.ready.Delete(folder)
 		}
+		s.used(size, err)
 	}()
 	if err := s.makeFolder(folder); err != nil {
 		return "", err
 	}
 
 	now := s.now()
-	pieces, size := m.compose(env, s.hostname, now)
+	var pieces [][]byte
+	pieces, size = m.compose(env, s.hostname, now)
 	var tmp string
 	for try := 0; ; try++ {
 		name := s.uniqueName(now, size)
@@ -289,10 +323,11 @@ func (s *Spool) Deliver(m *Message, env Envelope) (path string, err error) {
 }
 
 // IsNoSpace reports whether err says the file system is full or the quota
-// is exceeded (ENOSPC or EDQUOT anywhere in its chain): the LMTP door
+// is exceeded (ENOSPC or EDQUOT anywhere in its chain), or that the free
+// space is below the reserve (ErrBelowReserve, from Room): the LMTP door
 // answers 452 4.3.1 (RFC 3463: mail system full) instead of 451 4.3.0.
 func IsNoSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, ErrBelowReserve)
 }
 
 // step runs fn as the durable step op on path, unless Options.Fault fails
