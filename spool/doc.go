@@ -43,6 +43,12 @@
 //	X-Message-ID-Hash: HASH
 //	X-MailFrom: sender                     ("<>" for the null sender)
 //
+// Every ASCII control byte of an envelope value (0x00-0x1f and DEL) is
+// written as '?', as Postfix's logs show it: no value starts a header
+// line or carries a control into a header. Postfix's smtpd accepts such
+// bytes in an address, so they are encoded here rather than refused by
+// the LMTP door (docs/lmtp.md, "What is stored").
+//
 // The last four are what Mailman's LMTP runner adds (runners/lmtp.py and
 // utilities/email.py add_message_hash). HASH is MessageIDHash of the
 // message's first Message-ID field (any case of the name, folded or not).
