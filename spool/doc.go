@@ -80,6 +80,11 @@
 // picks a file up from new/ between steps 5 and 6 may still see it; the
 // sender's retry then makes a duplicate, never a loss.)
 //
+// A crash between steps 2 and 5 leaves the file in tmp/, with no 250 given
+// for it. CleanTmp removes the files in every folder's tmp/ older than a
+// grace period (TmpGrace, 36 hours, the Maildir convention); the daemon
+// runs it at start and every TmpCleanInterval.
+//
 // File names follow the Maildir convention (https://cr.yp.to/proto/maildir.html
 // and Dovecot's extensions): <secs>.M<usec>P<pid>Q<counter>R<random>.<host>,S=<size>.
 package spool
