@@ -147,7 +147,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.probe.dir = d.spool.Dir()
 		srv := lmtp.New(lmtp.Options{
 			Lists: d.watcher, Spool: d.spool, Logger: log, Registerer: reg,
-			Hostname: s.Hostname, MaxMessageSize: s.MaxMessageSize,
+			Hostname: s.Hostname, MaxMessageSize: s.MaxMessageSize, MaxRecipients: s.MaxRecipients,
 		})
 		d.doors = append(d.doors, &door{name: "lmtp", ep: s.LMTP, serve: srv.Serve, shutdown: srv.Shutdown})
 	}

@@ -364,3 +364,24 @@ func TestStartCleansTmp(t *testing.T) {
 		t.Errorf("the fresh file: %v", err)
 	}
 }
+
+// TestMaxRecipientsSetting: max_recipients reaches the LMTP door: the
+// recipient past it gets 452 4.5.3.
+func TestMaxRecipientsSetting(t *testing.T) {
+	s := settings(t)
+	s.MaxRecipients = 100
+	r := start(t, s)
+	c := lmtpClient(t, "tcp", r.hostPort("lmtp"))
+	if err := c.Mail("anne@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := c.Rcpt(fmt.Sprintf("tour+%d@example.org", i), nil); err != nil {
+			t.Fatalf("RCPT %d: %v", i+1, err)
+		}
+	}
+	var se *smtp.SMTPError
+	if err := c.Rcpt("tour@example.org", nil); !errors.As(err, &se) || se.Code != 452 || se.EnhancedCode != (smtp.EnhancedCode{4, 5, 3}) {
+		t.Fatalf("RCPT 101: %v, want 452 4.5.3", err)
+	}
+}

@@ -126,11 +126,18 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 // verdict (RFC 2033 §4.1: RCPT replies as in SMTP). The reply to an
 // accepted recipient is go-smtp's 250; the replies that count for an
 // accepted recipient come after DATA. Without lists to ask (no Lists, or
-// no snapshot yet) every recipient gets the local-error tempfail.
+// no snapshot yet) every recipient gets the local-error tempfail. Once
+// the transaction has MaxRecipients accepted recipients, every further
+// one gets 452 4.5.3 before it is resolved (RFC 5321 §4.5.3.1.10): the
+// client sends it again in another transaction.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) (err error) {
 	defer s.recover("rcpt", &err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.tx.rcpts) >= s.srv.maxRcpts {
+		s.srv.logOutcome(to, "", reply.TooManyRecipients, s.tx.id, "")
+		return smtpError(reply.RCPT, reply.TooManyRecipients)
+	}
 	var snap *lists.Snapshot
 	if s.srv.lists != nil {
 		snap = s.srv.lists.Snapshot()

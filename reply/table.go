@@ -4,7 +4,8 @@ import "github.com/listgate/listgate/lists"
 
 // Outcome is a row of the verdict table: what a door has to answer for.
 // The first six are the statuses of lists (Of maps them); LocalError and
-// NoSpace are failures of listgate itself. The zero Outcome is not valid:
+// NoSpace are failures of listgate itself; TooManyRecipients is a limit of
+// the LMTP door. The zero Outcome is not valid:
 // the table answers it, like any value it does not know, as LocalError.
 type Outcome uint8
 
@@ -34,6 +35,11 @@ const (
 	// NoSpace: the spool's file system is full or a quota is exceeded: a
 	// tempfail.
 	NoSpace
+	// TooManyRecipients: the LMTP transaction already has the most
+	// recipients it may (lmtp.Options.MaxRecipients): a tempfail for this
+	// recipient, which the client sends again in a new transaction (RFC
+	// 5321 §4.5.3.1.10).
+	TooManyRecipients
 	numOutcomes = iota
 )
 
@@ -46,12 +52,14 @@ var outcomeNames = [...]string{
 	Alias:      "alias",
 	LocalError: "error",
 	NoSpace:    "no-space",
+
+	TooManyRecipients: "too-many-recipients",
 }
 
 // String returns the outcome as logs print it and as the "verdict" label
 // of the doors' metrics holds it: the lists.Status name for the first
 // six ("accept", "unknown", "not-served", "tempfail", "too-large",
-// "alias"), then "error" and "no-space".
+// "alias"), then "error", "no-space" and "too-many-recipients".
 func (o Outcome) String() string {
 	if o > 0 && int(o) < len(outcomeNames) {
 		return outcomeNames[o]
@@ -330,6 +338,15 @@ var table = [numOutcomes + 1]Row{
 	NoSpace: {
 		When:      "the spool's file system is full or a quota is exceeded",
 		lmtp:      stages{none, send(noSpace)},
+		milter:    stages{none, none},
+		policy:    stages{none, none},
+		socketmap: stages{none, none},
+	},
+	TooManyRecipients: {
+		When: "the LMTP transaction already has `--max-recipients` accepted recipients (default 1000, " +
+			"above Postfix's `lmtp_destination_recipient_limit` of 50): the client sends the rest in another " +
+			"transaction (RFC 5321 §4.5.3.1.10). Postfix's smtpd applies its own `smtpd_recipient_limit` before the milter",
+		lmtp:      stages{send(tooManyRcpts), none},
 		milter:    stages{none, none},
 		policy:    stages{none, none},
 		socketmap: stages{none, none},
