@@ -62,6 +62,7 @@ type Settings struct {
 	Metrics           postconf.Endpoint // HTTP /metrics, /healthz, /readyz
 
 	MaxMessageSize  int64         // bytes, for any address
+	MaxRecipients   int           // accepted recipients per LMTP transaction
 	Hostname        string        // "" means the system's host name
 	LogLevel        slog.Level    // key log_level
 	LogFormat       string        // "text" or "json"
@@ -109,6 +110,7 @@ var keys = []key{
 	{"socketmap", "", "Postfix socketmap table `address` (inet:host:port or unix:/path; empty: off): maps domains, recipients, transport and aliases for relay_domains, relay_recipient_maps, transport_maps and virtual_alias_maps"},
 	{"metrics", "", "HTTP `address` (inet:host:port or unix:/path) for /metrics, /healthz and /readyz (empty: off)"},
 	{"max_message_size", "64MiB", "largest message in `bytes` for any address (units: MB, MiB, ...); keep Postfix's message_size_limit at or below it"},
+	{"max_recipients", "1000", "most recipients (`number`, at least 100) accepted in one LMTP transaction; past it 452 4.5.3, and the client sends the rest in another"},
 	{"hostname", "", "host `name` for LHLO's greeting, Received headers and Maildir names (default: the system's)"},
 	{"log_level", "info", "log `level`: debug, info, warn or error"},
 	{"log_format", "text", "log `format`: text or json"},
@@ -188,6 +190,13 @@ func (s *Settings) set(name, v string) error {
 			return errors.New("must be positive")
 		}
 		s.MaxMessageSize = n
+	case "max_recipients":
+		// RFC 5321 §4.5.3.1.8: a server buffers at least 100 recipients.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100 || n > 1000000 {
+			return errors.New("want a whole number from 100 (RFC 5321 §4.5.3.1.8) to 1000000")
+		}
+		s.MaxRecipients = n
 	case "hostname":
 		if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 			return errors.New("want a host name without blanks or control characters")

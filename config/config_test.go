@@ -41,6 +41,7 @@ policy = "inet:127.0.0.1:8026"
 socketmap = "unix:/run/listgate/socketmap"
 metrics = "inet:[::1]:9100"
 max_message_size = "10MB"
+max_recipients = 500
 hostname = "mx.example.org"
 log_level = "debug"
 log_format = "json"
@@ -65,7 +66,7 @@ mailman_unready_after = "0s"
 				Policy:         postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8026"},
 				Socketmap:      postconf.Endpoint{Network: "unix", Address: "/run/listgate/socketmap"},
 				Metrics:        postconf.Endpoint{Network: "tcp", Address: "[::1]:9100"},
-				MaxMessageSize: 10_000_000, Hostname: "mx.example.org", LogLevel: -4, LogFormat: "json",
+				MaxMessageSize: 10_000_000, MaxRecipients: 500, Hostname: "mx.example.org", LogLevel: -4, LogFormat: "json",
 				ShutdownTimeout: 5 * time.Second, RescanInterval: 0, File: "/etc/lg/listgate.toml",
 				DefaultNextHop:     lists.NextHop{Transport: lists.LMTP, Endpoint: postconf.Endpoint{Network: "unix", Address: "/run/mailman3/lmtp"}},
 				ForwardConcurrency: 2, ForwardTimeout: 2 * time.Minute, ForwardScanInterval: 30 * time.Second,
@@ -150,6 +151,9 @@ mailman_unready_after = "0s"
 		{"relative exec", "default_next_hop = \"exec:mlmmj-receive\"\n", nil, `listgate.toml:1: default_next_hop "exec:mlmmj-receive": the command "mlmmj-receive" must be an absolute path`},
 		{"zero concurrency", "forward_concurrency = 0\n", nil, `listgate.toml:1: forward_concurrency: want a whole number from 1 to 1000`},
 		{"concurrency as a float", "forward_concurrency = 1.5\n", nil, `listgate.toml:1: forward_concurrency: want an integer, got a float`},
+		{"recipients below RFC 5321's 100", "max_recipients = 99\n", nil, `listgate.toml:1: max_recipients: want a whole number from 100 (RFC 5321 §4.5.3.1.8) to 1000000`},
+		{"recipients as a string", "max_recipients = \"many\"\n", nil, `listgate.toml:1: max_recipients "many": want a whole number from 100 (RFC 5321 §4.5.3.1.8) to 1000000`},
+		{"recipients as a float", "max_recipients = 1e3\n", nil, `listgate.toml:1: max_recipients: want an integer, got a float`},
 		{"negative unready", "forward_unready_after = \"-1s\"\n", nil, `listgate.toml:1: forward_unready_after "-1s": must not be negative (0: never)`},
 		{"zero scan", "forward_scan_interval = \"0s\"\n", nil, `listgate.toml:1: forward_scan_interval "0s": must be positive`},
 		{"empty lists", "lists = \"\"\n", nil, `listgate.toml:1: lists: empty: name a directory`},

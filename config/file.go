@@ -93,7 +93,7 @@ func Parse(path string, data []byte) (Settings, error) {
 // fileValue turns the TOML value of the key name into the flag's syntax.
 // Paths (lists, spool, a unix: socket) are made relative to dir.
 func fileValue(name string, v any, dir string) (string, error) {
-	if n, ok := v.(int64); ok && (name == "max_message_size" || name == "forward_concurrency" || name == "spool_reserve") {
+	if n, ok := v.(int64); ok && (name == "max_message_size" || name == "forward_concurrency" || name == "spool_reserve" || name == "max_recipients") {
 		return strconv.FormatInt(n, 10), nil
 	}
 	if a, ok := v.([]any); ok && name == "mailman_domains" {
@@ -110,7 +110,7 @@ func fileValue(name string, v any, dir string) (string, error) {
 		case "shutdown_timeout", "rescan_interval", "forward_timeout", "forward_scan_interval", "forward_unready_after",
 			"mailman_poll_interval", "mailman_unready_after":
 			want = `a string such as "30s" or "5m"`
-		case "forward_concurrency":
+		case "forward_concurrency", "max_recipients":
 			want = "an integer"
 		case "mailman_domains":
 			want = "an array of domain strings"

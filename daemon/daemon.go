@@ -145,7 +145,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.probe.dir = d.spool.Dir()
 		srv := lmtp.New(lmtp.Options{
 			Lists: d.watcher, Spool: d.spool, Logger: log, Registerer: reg,
-			Hostname: s.Hostname, MaxMessageSize: s.MaxMessageSize,
+			Hostname: s.Hostname, MaxMessageSize: s.MaxMessageSize, MaxRecipients: s.MaxRecipients,
 		})
 		d.doors = append(d.doors, &door{name: "lmtp", ep: s.LMTP, serve: srv.Serve, shutdown: srv.Shutdown})
 	}
@@ -263,6 +263,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.fwd.Start()
 	}
 	stopMailman := d.runMailman()
+	stopCleaner := d.runTmpCleaner()
 	d.log.Info("listgate started", "version", d.cfg.Version, "lists", d.cfg.Lists, "spool", d.cfg.Spool,
 		"lists_count", len(d.watcher.Snapshot().Lists()))
 
@@ -298,12 +299,32 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	stopMailman()
+	stopCleaner()
 	for ; pending > 0; pending-- {
 		<-errc // every Serve has returned: no goroutine outlives Run
 	}
 	d.Close()
 	d.log.Info("listgate stopped")
 	return runErr
+}
+
+// runTmpCleaner removes what crashes left in the spool's tmp/ folders
+// (files older than spool.TmpGrace) now and every spool.TmpCleanInterval,
+// until the returned stop is called. Without a spool it does nothing.
+func (d *Daemon) runTmpCleaner() (stop func()) {
+	if d.spool == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.spool.CleanTmpEvery(ctx, spool.TmpCleanInterval, spool.TmpGrace)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // Close releases what New opened: the listeners and the lists watcher.

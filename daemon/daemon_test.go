@@ -20,6 +20,7 @@ import (
 	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/postconf"
+	"github.com/listgate/listgate/spool"
 )
 
 func TestMain(m *testing.M) {
@@ -326,4 +327,59 @@ func TestReadyzDoors(t *testing.T) {
 		t.Errorf("/readyz: %d %q, want 503 %q", st, body, want)
 	}
 	r.doors[1].serving.Store(true)
+}
+
+// TestStartCleansTmp: on start, the files a crash left in a folder's tmp/
+// (older than spool.TmpGrace) are removed and counted in the log; a fresh
+// one, as a delivery in flight has, stays.
+func TestStartCleansTmp(t *testing.T) {
+	s := settings(t)
+	tmp := filepath.Join(s.Spool, "example.org", "tour", "post", "tmp")
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(filepath.Dir(tmp), sub), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale, fresh := filepath.Join(tmp, "1.M1P1Q1R1.mx.test"), filepath.Join(tmp, "2.M1P1Q2R1.mx.test")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-spool.TmpGrace - time.Minute)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, s)
+	testutil.WaitFor(t, 5*time.Second, "the stale file removed", func() bool {
+		_, err := os.Stat(stale)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	testutil.WaitFor(t, 5*time.Second, "the count logged", func() bool {
+		return strings.Contains(r.log.String(), `msg="spool: removed stale files from tmp/" count=1`)
+	})
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("the fresh file: %v", err)
+	}
+}
+
+// TestMaxRecipientsSetting: max_recipients reaches the LMTP door: the
+// recipient past it gets 452 4.5.3.
+func TestMaxRecipientsSetting(t *testing.T) {
+	s := settings(t)
+	s.MaxRecipients = 100
+	r := start(t, s)
+	c := lmtpClient(t, "tcp", r.hostPort("lmtp"))
+	if err := c.Mail("anne@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := c.Rcpt(fmt.Sprintf("tour+%d@example.org", i), nil); err != nil {
+			t.Fatalf("RCPT %d: %v", i+1, err)
+		}
+	}
+	var se *smtp.SMTPError
+	if err := c.Rcpt("tour@example.org", nil); !errors.As(err, &se) || se.Code != 452 || se.EnhancedCode != (smtp.EnhancedCode{4, 5, 3}) {
+		t.Fatalf("RCPT 101: %v, want 452 4.5.3", err)
+	}
 }

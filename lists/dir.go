@@ -31,6 +31,12 @@ type entry struct {
 	err  *FileError
 
 	ext *externalItem // what an External's entry was made from; nil for a directory entry
+
+	// transient is set when err came from the file system (stat, open or
+	// read failed: EMFILE, EIO, EACCES) rather than from the content: the
+	// file is read again even when its identity did not change, and a
+	// Watcher retries it with backoff until it reads.
+	transient bool
 }
 
 // fileID identifies a file's content cheaply: a changed file almost always
@@ -49,11 +55,28 @@ func idOf(fi fs.FileInfo) fileID {
 	return id
 }
 
+// reader reads one lists directory: its path, the recipient delimiters
+// in force, and how files are opened.
+type reader struct {
+	dir, delims string
+	open        func(path string) (*os.File, error) // os.Open but in tests
+}
+
+func (o Options) reader(dir string) reader {
+	r := reader{dir: dir, delims: o.delims(), open: o.open}
+	if r.open == nil {
+		r.open = os.Open
+	}
+	return r
+}
+
 // readEntry reads the directory entry name afresh. prev is what the same
 // name gave before (nil if nothing): a file that no longer parses keeps
 // prev's settings. With force false, a file whose identity is unchanged is
-// not read again. It returns nil when the name is gone or ignored.
-func readEntry(dir, name, delims string, prev *entry, force bool) *entry {
+// not read again, unless its last read failed (prev.transient). It returns
+// nil when the name is gone or ignored.
+func (r reader) readEntry(name string, prev *entry, force bool) *entry {
+	dir, delims := r.dir, r.delims
 	kind, addr, nameErr := classify(name, delims)
 	path := filepath.Join(dir, name)
 	switch kind {
@@ -78,7 +101,7 @@ func readEntry(dir, name, delims string, prev *entry, force bool) *entry {
 		return e
 	}
 	if err != nil {
-		e.err = asFileError(path, err)
+		e.err, e.transient = asFileError(path, err), true
 		return e
 	}
 	if !fi.Mode().IsRegular() {
@@ -86,12 +109,13 @@ func readEntry(dir, name, delims string, prev *entry, force bool) *entry {
 		return e
 	}
 	e.id = idOf(fi)
-	if !force && prev != nil && prev.addr == addr && prev.id == e.id {
+	if !force && prev != nil && prev.addr == addr && prev.id == e.id && !prev.transient {
 		return prev
 	}
-	data, err := readFile(path)
+	data, err := r.readFile(path)
 	if err != nil {
 		e.err = asFileError(path, err)
+		e.transient = !errors.Is(err, errTooLarge)
 		return e
 	}
 	if kind == nameDomain {
@@ -112,8 +136,11 @@ func readEntry(dir, name, delims string, prev *entry, force bool) *entry {
 	return e
 }
 
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+// errTooLarge is the one read error that comes from the content.
+var errTooLarge = fmt.Errorf("larger than %d bytes", maxFileSize)
+
+func (r reader) readFile(path string) ([]byte, error) {
+	f, err := r.open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +150,7 @@ func readFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("larger than %d bytes", maxFileSize)
+		return nil, errTooLarge
 	}
 	return data, nil
 }
@@ -148,8 +175,9 @@ func asFileError(path string, err error) *FileError {
 // change are not read again. Files are read by a few goroutines at once:
 // with 100,000 lists the time goes into system calls (stat, open, read,
 // close), which run in parallel.
-func scan(dir, delims string, prev map[string]*entry, force bool) (map[string]*entry, error) {
-	f, err := os.Open(dir)
+func (r reader) scan(prev map[string]*entry, force bool) (map[string]*entry, error) {
+	dir := r.dir
+	f, err := r.open(dir)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -178,7 +206,7 @@ func scan(dir, delims string, prev map[string]*entry, force bool) (map[string]*e
 					return
 				}
 				for i := start; i < min(start+chunk, len(names)); i++ {
-					read[i] = readEntry(dir, names[i], delims, prev[names[i]], force)
+					read[i] = r.readEntry(names[i], prev[names[i]], force)
 				}
 			}
 		})
@@ -202,6 +230,8 @@ type Options struct {
 	// External, if set, is merged into the snapshot: lists and domains
 	// from GNU Mailman, say. A Watcher takes later sets by SetExternal.
 	External *External
+
+	open func(path string) (*os.File, error) // nil: os.Open; tests inject faults
 }
 
 func (o Options) delims() string {
@@ -218,7 +248,7 @@ func (o Options) delims() string {
 // fails only when the directory itself cannot be read; problems with
 // single files are in Snapshot.Problems.
 func Load(dir string, opts Options) (*Snapshot, error) {
-	entries, err := scan(dir, opts.delims(), nil, true)
+	entries, err := opts.reader(dir).scan(nil, true)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,9 @@
 // ("lists/@example.org:2: postmaster: ..."). A file that breaks keeps its
 // last good settings; one that never parsed tempfails what it decides.
 // Load reads the directory once; Watch keeps a Snapshot current as files
-// change, and Watcher.SetExternal as Mailman's lists do.
+// change, and Watcher.SetExternal as Mailman's lists do. A file or
+// directory that could not be read (EMFILE, EIO, EACCES) is retried with
+// backoff (RetryMin to RetryMax) until it reads.
 //
 // # Resolving a recipient
 //

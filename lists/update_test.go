@@ -62,7 +62,7 @@ func TestUpdateMatchesBuild(t *testing.T) {
 		var changes []change
 		for name := range batch {
 			prev := old.entries[name]
-			e := readEntry(dir, name, delims, prev, true)
+			e := reader{dir: dir, delims: delims, open: os.Open}.readEntry(name, prev, true)
 			if e != nil {
 				entries[name] = e
 			} else {

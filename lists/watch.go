@@ -34,17 +34,32 @@ type WatchOptions struct {
 	// Rescan is the period of the safety-net full rescan (default 5
 	// minutes; NFS gives no events). Negative turns it off.
 	Rescan time.Duration
+
+	retryMin, retryMax time.Duration // zero: RetryMin, RetryMax
 }
+
+// Retrying a read that failed: a list file that could not be read (EMFILE
+// when descriptors run out, EIO, EACCES) or a lists directory that could
+// not be listed is tried again after RetryMin, then after twice as long
+// each time, up to RetryMax, until it reads. No event announces that a
+// passing fault is over, and an unchanged file is otherwise not read again.
+const (
+	RetryMin = time.Second
+	RetryMax = 30 * time.Second
+)
 
 // Watcher keeps a snapshot of a lists directory current. It reloads only
 // the files that changed (fsnotify events, debounced) and rescans the whole
 // directory on Rescan (SIGHUP), on a watcher overflow or error, when the
-// directory or a ConfigMap's ..data is replaced, and periodically. Readers
-// never wait for a reload: Snapshot is one atomic load.
+// directory or a ConfigMap's ..data is replaced, when the directory's mode
+// or owner changes, and periodically. What could not be read is retried
+// (RetryMin to RetryMax). Readers never wait for a reload: Snapshot is
+// one atomic load.
 type Watcher struct {
 	dir    string
 	opts   WatchOptions
 	delims string
+	rd     reader
 	log    *slog.Logger
 	m      *watchMetrics
 
@@ -56,8 +71,12 @@ type Watcher struct {
 	wg        sync.WaitGroup
 	fsw       *fsnotify.Watcher
 
-	mu       sync.Mutex // serialises reloads (run loop and Rescan callers)
-	problems map[string]bool
+	retryMin, retryMax time.Duration // RetryMin, RetryMax but in tests
+
+	mu        sync.Mutex // serialises reloads (run loop and Rescan callers)
+	problems  map[string]bool
+	failed    map[string]bool // names whose last read failed (entry.transient); under mu
+	dirFailed error           // why the last full rescan could not list the directory; under mu
 }
 
 // Watch loads dir and starts watching it. It fails when dir cannot be
@@ -74,10 +93,14 @@ func Watch(dir string, opts WatchOptions) (*Watcher, error) {
 		dir:      dir,
 		opts:     opts,
 		delims:   opts.delims(),
+		rd:       opts.reader(dir),
 		log:      opts.Logger,
 		rescan:   make(chan bool, 1),
 		done:     make(chan struct{}),
 		problems: make(map[string]bool),
+		failed:   make(map[string]bool),
+		retryMin: cmp.Or(opts.retryMin, RetryMin),
+		retryMax: cmp.Or(opts.retryMax, RetryMax),
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -93,11 +116,12 @@ func Watch(dir string, opts WatchOptions) (*Watcher, error) {
 	}
 	w.fsw = fsw
 	start := time.Now()
-	entries, err := scan(dir, w.delims, nil, true)
+	entries, err := w.rd.scan(nil, true)
 	if err != nil {
 		fsw.Close()
 		return nil, err
 	}
+	w.noteFailed(entries, true)
 	entries = withExternal(entries, opts.External, w.delims, nil)
 	w.publish(build(entries, w.delims, 1), "start", start, slog.LevelInfo)
 	w.wg.Add(1)
@@ -146,9 +170,34 @@ func (w *Watcher) run() {
 		dirMissing bool
 		retry      *time.Ticker
 		retryC     <-chan time.Time
+		failRetry  = time.NewTimer(time.Hour) // re-reads what could not be read
+		backoff    time.Duration              // its current delay; 0 when nothing failed
 	)
 	debounce.Stop()
 	defer debounce.Stop()
+	failRetry.Stop()
+	defer failRetry.Stop()
+	// schedule arms failRetry after a reload that left something unread:
+	// RetryMin after the first failure, twice the last delay after a retry
+	// that failed again, up to RetryMax. A reload that read everything
+	// ends the retries.
+	schedule := func(afterRetry bool) {
+		if !w.failing() {
+			backoff = 0
+			failRetry.Stop()
+			return
+		}
+		switch {
+		case backoff == 0:
+			backoff = w.retryMin
+		case afterRetry:
+			backoff = min(2*backoff, w.retryMax)
+		default:
+			return // a retry is already due
+		}
+		failRetry.Reset(backoff)
+	}
+	schedule(false)
 	if w.opts.Rescan > 0 {
 		t := time.NewTicker(w.opts.Rescan)
 		defer t.Stop()
@@ -200,8 +249,14 @@ func (w *Watcher) run() {
 			name := filepath.Base(ev.Name)
 			switch {
 			case filepath.Clean(ev.Name) == filepath.Clean(w.dir):
-				if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				switch {
+				case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
 					rewatch()
+				case ev.Has(fsnotify.Chmod):
+					// The directory's mode or owner changed (chmod 000,
+					// then back): what it lets us read may have too.
+					full, periodic = true, false
+					arm()
 				}
 				continue
 			case strings.HasPrefix(name, "..data"):
@@ -236,29 +291,78 @@ func (w *Watcher) run() {
 			arm()
 		case <-retryC:
 			rewatch()
+		case <-failRetry.C:
+			w.retryFailed()
+			schedule(true)
 		case <-debounce.C:
-			if full {
-				w.reloadAll(force, periodic)
-			} else {
-				w.reloadNames(pending)
+			switch {
+			case full && periodic:
+				w.reloadAll(force, "periodic")
+			case full:
+				w.reloadAll(force, "rescan")
+			default:
+				w.reloadNames(pending, "change")
 			}
 			clear(pending)
 			full, force, periodic, first = false, false, false, time.Time{}
+			schedule(false)
 		}
 	}
 }
 
-// reloadNames re-reads only the named directory entries.
-func (w *Watcher) reloadNames(names map[string]bool) {
+// failing reports whether something could not be read: a list file, or
+// the directory itself.
+func (w *Watcher) failing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dirFailed != nil || len(w.failed) > 0
+}
+
+// noteFailed records which entries could not be read: all of them after
+// a full scan, else only the names in entries.
+func (w *Watcher) noteFailed(entries map[string]*entry, all bool) {
+	if all {
+		clear(w.failed)
+	}
+	for name, e := range entries {
+		if e != nil && e.transient {
+			w.failed[name] = true
+		} else {
+			delete(w.failed, name)
+		}
+	}
+}
+
+// retryFailed reads again what could not be read: the whole directory if
+// it could not be listed, else the files whose read failed.
+func (w *Watcher) retryFailed() {
+	w.mu.Lock()
+	dirFailed, names := w.dirFailed != nil, maps.Clone(w.failed)
+	w.mu.Unlock()
+	switch {
+	case dirFailed:
+		w.reloadAll(false, "retry")
+	case len(names) > 0:
+		w.reloadNames(names, "retry")
+	}
+}
+
+// reloadNames re-reads only the named directory entries; why is the
+// reason logged and counted ("change", "retry"). A retry that changed
+// nothing is logged at debug level.
+func (w *Watcher) reloadNames(names map[string]bool, why string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	start := time.Now()
 	old := w.snap.Load()
 	entries := maps.Clone(old.entries)
 	changes := make([]change, 0, len(names))
+	read := make(map[string]*entry, len(names))
+	same := true
 	for name := range names {
 		prev := old.entries[name]
-		e := readEntry(w.dir, name, w.delims, prev, true)
+		e := w.rd.readEntry(name, prev, true)
+		read[name] = e
 		if e != nil {
 			entries[name] = e
 		} else {
@@ -266,40 +370,53 @@ func (w *Watcher) reloadNames(names map[string]bool) {
 		}
 		if e != prev {
 			changes = append(changes, change{old: prev, new: e})
+			same = same && e != nil && prev != nil && sameEntry(prev, e)
 		}
 	}
+	w.noteFailed(read, false)
 	// Most changes touch one list: patch the old snapshot. Otherwise
 	// build afresh, as a full rescan does.
 	s := old.update(entries, changes, old.gen+1)
 	if s == nil {
 		s = build(entries, w.delims, old.gen+1)
 	}
-	w.publish(s, "change", start, slog.LevelInfo)
+	level := slog.LevelInfo
+	if why == "retry" && same {
+		level = slog.LevelDebug
+	}
+	w.publish(s, why, start, level)
 }
 
-// reloadAll rescans the whole directory. With force false, files whose
-// identity (inode, size, mtime) is unchanged are not read again. A
-// periodic rescan (the safety net, every WatchOptions.Rescan) is logged
-// at debug level when it found nothing changed, so that it does not fill
-// the log every five minutes.
-func (w *Watcher) reloadAll(force, periodic bool) {
+// reloadAll rescans the whole directory; why is the reason logged and
+// counted ("rescan", "periodic", "retry"). With force false, files whose
+// identity (inode, size, mtime) is unchanged are not read again, unless
+// their last read failed. A periodic rescan (the safety net, every
+// WatchOptions.Rescan) or a retry is logged at debug level when it found
+// nothing changed, so that it does not fill the log. A directory that
+// cannot be listed keeps the last snapshot; the first failure is logged
+// as an error, a retry that fails the same way at debug level.
+func (w *Watcher) reloadAll(force bool, why string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	start := time.Now()
 	old := w.snap.Load()
-	entries, err := scan(w.dir, w.delims, old.entries, force)
+	entries, err := w.rd.scan(old.entries, force)
 	if err != nil {
-		w.m.reloadSuccess.Set(0)
-		w.log.Error("lists reload failed; keeping the last snapshot", "file", w.dir, "err", err)
-		return
-	}
-	keepExternal(entries, old.entries)
-	why, level := "rescan", slog.LevelInfo
-	if periodic {
-		why = "periodic"
-		if maps.EqualFunc(old.entries, entries, sameEntry) {
+		level := slog.LevelError
+		if w.dirFailed != nil && w.dirFailed.Error() == err.Error() {
 			level = slog.LevelDebug
 		}
+		w.dirFailed = err
+		w.m.reloadSuccess.Set(0)
+		w.log.Log(context.Background(), level, "lists reload failed; keeping the last snapshot", "file", w.dir, "err", err)
+		return
+	}
+	w.dirFailed = nil
+	w.noteFailed(entries, true)
+	keepExternal(entries, old.entries)
+	level := slog.LevelInfo
+	if why != "rescan" && maps.EqualFunc(old.entries, entries, sameEntry) {
+		level = slog.LevelDebug
 	}
 	w.publish(build(entries, w.delims, old.gen+1), why, start, level)
 }
@@ -375,7 +492,7 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 		problemsTotal: prometheus.NewCounter(prometheus.CounterOpts{Name: "listgate_lists_problems_total",
 			Help: "Problems found in list files, counted once per change."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "listgate_lists_reloads_total",
-			Help: "Reloads of the lists directory, by reason (start, change, rescan, periodic)."}, []string{"reason"}),
+			Help: "Reloads of the lists directory, by reason (start, change, rescan, periodic, retry)."}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.lists, m.problems, m.reloadSuccess, m.reloadTime, m.problemsTotal, m.reloads)

@@ -30,19 +30,20 @@
 // The LMTP column of package reply's verdict table (generated from it:
 // go generate ./reply), the replies at RCPT and after DATA:
 //
-//	verdict     stage       answer
-//	accept      RCPT        250 2.0.0 (go-smtp's own text)
-//	accept      after DATA  250 2.1.5 <rcpt> Ok
-//	unknown     RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
-//	not-served  RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
-//	tempfail    RCPT        451 4.3.0 Temporary lookup failure
-//	too-large   RCPT        552 5.3.4 Message size exceeds fixed limit
-//	too-large   after DATA  552 5.3.4 <rcpt> Message size exceeds fixed limit
-//	alias       RCPT        451 4.3.0 Temporary lookup failure
-//	error       RCPT        451 4.3.0 Requested action aborted: local error in processing
-//	error       after DATA  451 4.3.0 <rcpt> Requested action aborted: local error in processing
-//	no-space    RCPT        452 4.3.1 Insufficient system storage
-//	no-space    after DATA  452 4.3.1 <rcpt> Insufficient system storage
+//	verdict              stage       answer
+//	accept               RCPT        250 2.0.0 (go-smtp's own text)
+//	accept               after DATA  250 2.1.5 <rcpt> Ok
+//	unknown              RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
+//	not-served           RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
+//	tempfail             RCPT        451 4.3.0 Temporary lookup failure
+//	too-large            RCPT        552 5.3.4 Message size exceeds fixed limit
+//	too-large            after DATA  552 5.3.4 <rcpt> Message size exceeds fixed limit
+//	alias                RCPT        451 4.3.0 Temporary lookup failure
+//	error                RCPT        451 4.3.0 Requested action aborted: local error in processing
+//	error                after DATA  451 4.3.0 <rcpt> Requested action aborted: local error in processing
+//	no-space             RCPT        452 4.3.1 Insufficient system storage
+//	no-space             after DATA  452 4.3.1 <rcpt> Insufficient system storage
+//	too-many-recipients  RCPT        452 4.5.3 Error: too many recipients
 //
 // At RCPT, too-large comes from MAIL FROM's SIZE=; after DATA, from the
 // message as received. After DATA, error is a failed delivery (an I/O
@@ -136,7 +137,8 @@
 //
 // Metrics, with the names and labels of every door:
 // listgate_lmtp_recipients_total{verdict} (accept, unknown, not-served,
-// tempfail, too-large, alias, error, no-space), listgate_lmtp_deliveries_total{result}
+// tempfail, too-large, alias, error, no-space, too-many-recipients),
+// listgate_lmtp_deliveries_total{result}
 // (delivered, too-large, error, no-space), listgate_lmtp_panics_total and
 // the gauge listgate_lmtp_connections. Every label value exists from 0.
 //

@@ -34,6 +34,7 @@ var queued = regexp.MustCompile(`^250 2\.0\.0 <.*> OK: queued$`)
 //   - every "250 2.1.5 <rcpt>" after DATA has its file in new/, with that
 //     recipient as Delivered-To (never a 250 for a message not on disk);
 //   - no file in new/ without such a 250, and nothing left in tmp/;
+//   - no control byte of the envelope in the fields the spool adds;
 //   - the server goes on serving new connections.
 //
 // One exemption, for a go-smtp v0.25.1 race the door cannot see (doc.go):
@@ -92,14 +93,30 @@ func FuzzSession(f *testing.F) {
 		files := h.spoolFiles("new")
 		var stored []string
 		for _, f := range files {
-			stored = append(stored, header(readFile(t, filepath.Join(h.spoolDir, f)), "Delivered-To"))
+			content := readFile(t, filepath.Join(h.spoolDir, f))
+			stored = append(stored, header(content, "Delivered-To"))
+			// The added fields end with X-MailFrom: no control byte of
+			// the envelope in them but line ends and folding TABs.
+			added := content
+			if i := strings.Index(content, "\nX-MailFrom: "); i >= 0 {
+				if j := strings.IndexByte(content[i+1:], '\n'); j >= 0 {
+					added = content[:i+1+j]
+				}
+			}
+			if i := strings.IndexFunc(added, func(r rune) bool { return r < ' ' && r != '\n' && r != '\t' || r == 0x7f }); i >= 0 {
+				t.Errorf("control byte %#x in the added fields of %s: %q", added[i], f, added)
+			}
+			if strings.Contains(strings.ReplaceAll(added, "\n\t", ""), "\t") {
+				t.Errorf("a TAB but for folding in the added fields of %s: %q", f, added)
+			}
 		}
 		for i, r := range delivered {
-			// As the spool writes the value into Delivered-To.
+			// As the spool writes the value into Delivered-To: each
+			// control byte a '?'.
 			b := []byte(r)
 			for j, c := range b {
-				if c == '\r' || c == '\n' || c == 0 {
-					b[j] = ' '
+				if c < ' ' || c == 0x7f {
+					b[j] = '?'
 				}
 			}
 			delivered[i] = strings.TrimSpace(string(b))

@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		rcpts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_lmtp_recipients_total",
-			Help: "Recipients answered by the LMTP door, by verdict (accept, unknown, not-served, tempfail, too-large, alias, error, no-space).",
+			Help: "Recipients answered by the LMTP door, by verdict (accept, unknown, not-served, tempfail, too-large, alias, error, no-space, too-many-recipients).",
 		}, []string{"verdict"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_lmtp_deliveries_total",
@@ -55,7 +55,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Panics recovered in LMTP sessions (each answered 451 4.3.0).",
 		}),
 	}
-	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.LocalError, reply.NoSpace} {
+	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.LocalError,
+		reply.NoSpace, reply.TooManyRecipients} {
 		m.rcpts.WithLabelValues(o.String())
 	}
 	for _, o := range []reply.Outcome{reply.Accept, reply.TooLarge, reply.LocalError, reply.NoSpace} {

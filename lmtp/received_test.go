@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/listgate/listgate/lists"
 )
 
 // receivedTests are header sections and the queue id receivedQueueID
@@ -134,4 +136,57 @@ func FuzzReceivedQueueID(f *testing.F) {
 			t.Fatalf("after another field %q, alone %q", got, id)
 		}
 	})
+}
+
+// TestControlBytesNeverInHeaders: control bytes in a recipient's
+// extension, the sender or the LHLO name (which Postfix's smtpd accepts
+// and its lmtp client passes on, quoting the local part) are accepted, as
+// Postfix accepts them,
+// and reach the stored fields as '?', as Postfix's log shows them; no
+// added field holds one raw.
+func TestControlBytesNeverInHeaders(t *testing.T) {
+	h := start(t, config{})
+	r, _ := h.raw()
+	r.cmd("LHLO mx\x1b]0;title\x07.example")
+	if got := r.cmd("MAIL FROM:<\"s\x1b[31m\"@sender.example>"); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("MAIL: %q", got)
+	}
+	ctl := "\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
+	for _, rcpt := range []string{"mylist+a" + ctl + "b@example.com", "\"mylist-request+x\x1b[2Jy\"@example.com"} {
+		if got := r.cmd("RCPT TO:<" + rcpt + ">"); !strings.HasPrefix(got, "250 ") {
+			t.Fatalf("RCPT TO:<%q>: %q", rcpt, got)
+		}
+	}
+	if got := r.cmd("DATA"); !strings.HasPrefix(got, "354 ") {
+		t.Fatalf("DATA: %q", got)
+	}
+	r.write("Subject: hi\r\n\r\nbody\r\n.\r\n")
+	for range 2 {
+		if got := r.reply(); !strings.HasPrefix(got, "250 ") {
+			t.Fatalf("after DATA: %q", got)
+		}
+	}
+	want := map[string]string{
+		"post":    "Delivered-To: mylist+a" + strings.Repeat("?", len(ctl)) + "b@example.com\n",
+		"request": "Delivered-To: mylist-request+x?[2Jy@example.com\n",
+	}
+	for kind, delivered := range want {
+		files := h.newFiles("mylist@example.com", lists.Kind(kind))
+		if len(files) != 1 {
+			t.Fatalf("%s: %d files", kind, len(files))
+		}
+		stored := readFile(t, files[0])
+		head, _, _ := strings.Cut(stored, "\nSubject: hi\n")
+		for i := 0; i < len(head); i++ {
+			if c := head[i]; (c < ' ' || c == 0x7f) && c != '\n' && !(c == '\t' && head[i-1] == '\n') {
+				t.Errorf("%s: control byte %#x in the added fields:\n%q", kind, c, head)
+				break
+			}
+		}
+		for _, w := range []string{"Return-Path: <s?[31m@sender.example>\n", delivered, "Received: from mx?]0;title?.example ("} {
+			if !strings.Contains(head, w) {
+				t.Errorf("%s: no %q in\n%q", kind, w, head)
+			}
+		}
+	}
 }

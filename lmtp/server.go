@@ -34,6 +34,11 @@ const (
 	DefaultReadTimeout = 5 * time.Minute
 	// DefaultWriteTimeout is how long the server waits to write a reply.
 	DefaultWriteTimeout = 5 * time.Minute
+	// DefaultMaxRecipients is the most recipients one transaction may
+	// have: 1000, ten times the 100 that RFC 5321 §4.5.3.1.8 asks a server
+	// to buffer at least, and twenty times Postfix's
+	// lmtp_destination_recipient_limit (50), so Postfix never meets it.
+	DefaultMaxRecipients = 1000
 )
 
 // ErrServerClosed is returned by Serve after Shutdown, and by a second
@@ -67,6 +72,12 @@ type Options struct {
 	// MaxLineLength bounds every line read, CRLF included. Zero means
 	// DefaultMaxLineLength.
 	MaxLineLength int
+	// MaxRecipients bounds the recipients accepted in one transaction
+	// (each gets its own file). Past it, each RCPT is answered 452 4.5.3
+	// (RFC 5321 §4.5.3.1.10, RFC 3463 X.5.3) and the client sends those
+	// recipients again in a new transaction, as Postfix's LMTP client
+	// does. Zero means DefaultMaxRecipients.
+	MaxRecipients int
 	// ReadTimeout bounds the wait for each command and, during DATA, for
 	// each read of message bytes: the deadline moves on as bytes arrive,
 	// so a large message sent slowly is not cut off. WriteTimeout bounds
@@ -84,6 +95,7 @@ type Server struct {
 	m           *metrics
 	hostname    string
 	max         int64
+	maxRcpts    int
 	readTimeout time.Duration
 	smtp        *smtp.Server
 
@@ -117,6 +129,10 @@ func New(opts Options) *Server {
 	}
 	if s.max <= 0 {
 		s.max = lists.DefaultMaxMessageSize
+	}
+	s.maxRcpts = opts.MaxRecipients
+	if s.maxRcpts <= 0 {
+		s.maxRcpts = DefaultMaxRecipients
 	}
 	if s.lists == nil {
 		s.log.Warn("no lists: every recipient is answered 451 4.3.0", "door", "lmtp")

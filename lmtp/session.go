@@ -130,11 +130,18 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) (err error) {
 // no snapshot yet) every recipient gets the local-error tempfail. A
 // recipient that would be accepted gets 452 4.3.1 instead when its copy
 // of the message (SIZE=, if given) would leave less than the spool's
-// reserve free (spool.Spool.Room).
+// reserve free (spool.Spool.Room). Once the transaction has MaxRecipients
+// accepted recipients, every further one gets 452 4.5.3 before it is
+// resolved (RFC 5321 §4.5.3.1.10): the client sends it again in another
+// transaction.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) (err error) {
 	defer s.recover("rcpt", &err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.tx.rcpts) >= s.srv.maxRcpts {
+		s.srv.logOutcome(to, "", reply.TooManyRecipients, s.tx.id, "")
+		return smtpError(reply.RCPT, reply.TooManyRecipients)
+	}
 	var snap *lists.Snapshot
 	if s.srv.lists != nil {
 		snap = s.srv.lists.Snapshot()

@@ -16,6 +16,10 @@ const (
 	// C452StorageFull is "Requested action not taken: insufficient system
 	// storage".
 	C452StorageFull = 452
+	// C452TooManyRecipients is 452 as RFC 5321 §4.5.3.1.10 gives it to
+	// "too many recipients" (RFC 821 had 552): a temporary failure, the
+	// client sends the recipient again in a later transaction.
+	C452TooManyRecipients = 452
 	// C503BadCmdSeq is "Bad sequence of commands".
 	C503BadCmdSeq = 503
 	// C550MailboxUnavail is "Requested action not taken: mailbox
@@ -60,6 +64,10 @@ const (
 	// SeProto5BadCmdOrSeq1 is X.5.1, "Invalid command": a command out of
 	// sequence or not implemented (§3.6).
 	SeProto5BadCmdOrSeq1 Enhanced = "5.1"
+	// SeProto5TooManyRecipients3 is X.5.3, "Too many recipients": more
+	// recipients than the protocol or the server allows in one
+	// transaction (§3.6).
+	SeProto5TooManyRecipients3 Enhanced = "5.3"
 )
 
 // Reply is a door-neutral SMTP reply: a code, an enhanced status code and
@@ -114,4 +122,5 @@ var (
 	tooLarge      = Reply{C552ExceededStorage, SeSys3MsgLimitExceeded4, "Message size exceeds fixed limit"}
 	localError    = Reply{C451LocalErr, SeSys3Other0, "Requested action aborted: local error in processing"}
 	noSpace       = Reply{C452StorageFull, SeSys3StorageFull1, "Insufficient system storage"}
+	tooManyRcpts  = Reply{C452TooManyRecipients, SeProto5TooManyRecipients3, "Error: too many recipients"}
 )

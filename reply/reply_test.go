@@ -33,6 +33,8 @@ func TestWire(t *testing.T) {
 		Alias:      {lookup, "-", "continue", "-", "DUNNO", "OK"},
 		LocalError: {local, local, local, local, local, "TEMP Requested action aborted: local error in processing"},
 		NoSpace:    {"452 4.3.1 Insufficient system storage", "452 4.3.1 Insufficient system storage", "-", "-", "-", "-"},
+
+		TooManyRecipients: {"452 4.5.3 Error: too many recipients", "-", "-", "-", "-", "-"},
 	}
 	if len(want) != len(Outcomes()) {
 		t.Fatalf("%d outcomes pinned, the table has %d", len(want), len(Outcomes()))
@@ -207,7 +209,7 @@ func TestNames(t *testing.T) {
 	for _, o := range Outcomes() {
 		names = append(names, o.String())
 	}
-	if got := strings.Join(names, " "); got != "accept unknown not-served tempfail too-large alias error no-space" {
+	if got := strings.Join(names, " "); got != "accept unknown not-served tempfail too-large alias error no-space too-many-recipients" {
 		t.Errorf("outcomes: %s", got)
 	}
 	for _, d := range Doors() {

@@ -4,7 +4,8 @@ import "github.com/listgate/listgate/lists"
 
 // Outcome is a row of the verdict table: what a door has to answer for.
 // The first six are the statuses of lists (Of maps them); LocalError and
-// NoSpace are failures of listgate itself. The zero Outcome is not valid:
+// NoSpace are failures of listgate itself; TooManyRecipients is a limit of
+// the LMTP door. The zero Outcome is not valid:
 // the table answers it, like any value it does not know, as LocalError.
 type Outcome uint8
 
@@ -35,6 +36,11 @@ const (
 	// (after DATA), or its free space is below the reserve (at RCPT): a
 	// tempfail.
 	NoSpace
+	// TooManyRecipients: the LMTP transaction already has the most
+	// recipients it may (lmtp.Options.MaxRecipients): a tempfail for this
+	// recipient, which the client sends again in a new transaction (RFC
+	// 5321 §4.5.3.1.10).
+	TooManyRecipients
 	numOutcomes = iota
 )
 
@@ -47,12 +53,14 @@ var outcomeNames = [...]string{
 	Alias:      "alias",
 	LocalError: "error",
 	NoSpace:    "no-space",
+
+	TooManyRecipients: "too-many-recipients",
 }
 
 // String returns the outcome as logs print it and as the "verdict" label
 // of the doors' metrics holds it: the lists.Status name for the first
 // six ("accept", "unknown", "not-served", "tempfail", "too-large",
-// "alias"), then "error" and "no-space".
+// "alias"), then "error", "no-space" and "too-many-recipients".
 func (o Outcome) String() string {
 	if o > 0 && int(o) < len(outcomeNames) {
 		return outcomeNames[o]
@@ -334,6 +342,15 @@ var table = [numOutcomes + 1]Row{
 			"on the spool's file system than `spool_reserve`; after `DATA`: the file system is full or a quota is exceeded. " +
 			"The milter answers neither: Postfix's queue holds the mail until the LMTP door takes it",
 		lmtp:      stages{send(noSpace), send(noSpace)},
+		milter:    stages{none, none},
+		policy:    stages{none, none},
+		socketmap: stages{none, none},
+	},
+	TooManyRecipients: {
+		When: "the LMTP transaction already has `--max-recipients` accepted recipients (default 1000, " +
+			"above Postfix's `lmtp_destination_recipient_limit` of 50): the client sends the rest in another " +
+			"transaction (RFC 5321 §4.5.3.1.10). Postfix's smtpd applies its own `smtpd_recipient_limit` before the milter",
+		lmtp:      stages{send(tooManyRcpts), none},
 		milter:    stages{none, none},
 		policy:    stages{none, none},
 		socketmap: stages{none, none},

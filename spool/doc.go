@@ -43,6 +43,12 @@
 //	X-Message-ID-Hash: HASH
 //	X-MailFrom: sender                     ("<>" for the null sender)
 //
+// Every ASCII control byte of an envelope value (0x00-0x1f and DEL) is
+// written as '?', as Postfix's logs show it: no value starts a header
+// line or carries a control into a header. Postfix's smtpd accepts such
+// bytes in an address, so they are encoded here rather than refused by
+// the LMTP door (docs/lmtp.md, "What is stored").
+//
 // The last four are what Mailman's LMTP runner adds (runners/lmtp.py and
 // utilities/email.py add_message_hash). HASH is MessageIDHash of the
 // message's first Message-ID field (any case of the name, folded or not).
@@ -73,6 +79,11 @@
 // 452 4.3.1 when IsNoSpace reports a full disk or quota. (A reader that
 // picks a file up from new/ between steps 5 and 6 may still see it; the
 // sender's retry then makes a duplicate, never a loss.)
+//
+// A crash between steps 2 and 5 leaves the file in tmp/, with no 250 given
+// for it. CleanTmp removes the files in every folder's tmp/ older than a
+// grace period (TmpGrace, 36 hours, the Maildir convention); the daemon
+// runs it at start and every TmpCleanInterval.
 //
 // # Free space and the reserve
 //

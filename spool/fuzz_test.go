@@ -203,5 +203,36 @@ func FuzzDeliver(f *testing.F) {
 			t.Fatalf("stored\n%q\nwant\n%q", got, want)
 		}
 		checkStored(t, in, m, got, addedNames(m))
+		checkAddedClean(t, m, env)
+	})
+}
+
+// checkAddedClean checks that the fields compose adds for env carry no
+// control byte but their LF line ends and the TAB that starts a
+// continuation line: no envelope value puts one there raw.
+func checkAddedClean(t *testing.T, m *Message, env Envelope) {
+	t.Helper()
+	pieces, _ := m.compose(env, testHost, testNow)
+	added := pieces[0]
+	for i, c := range added {
+		switch {
+		case c == '\n', c == '\t' && i > 0 && added[i-1] == '\n':
+		case c < ' ' || c == 0x7f:
+			t.Fatalf("control byte %#x at %d of the added fields %q", c, i, added)
+		}
+	}
+}
+
+// FuzzAddedFields: whatever the envelope (sender, recipient, LHLO name,
+// client address, queue id), the added fields hold no control byte raw.
+// Seeds: testdata/fuzz/FuzzAddedFields.
+func FuzzAddedFields(f *testing.F) {
+	m, err := readMessage(strings.NewReader("Subject: s\r\n\r\nbody\r\n"), fixedID)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, sender, rcpt, helo, addr, id string) {
+		checkAddedClean(t, m, Envelope{Sender: sender, Rcpt: rcpt, Domain: "example.org", Local: "l",
+			Kind: "post", Helo: helo, RemoteAddr: addr, ID: id})
 	})
 }

@@ -107,18 +107,30 @@ func (m *Message) compose(env Envelope, hostname string, now time.Time) ([][]byt
 	return pieces, size
 }
 
-// clean makes an envelope value safe inside a header field: a CR, LF or
-// NUL (which no valid address, LHLO name or id contains, but which must
-// never start a new header line) becomes a space.
+// clean makes an envelope value safe inside a header field: every ASCII
+// control byte (0x00-0x1f, TAB, CR, LF and NUL included, and DEL) becomes
+// a '?', as Postfix shows such bytes in its own log lines (printable() with
+// '?'): no envelope value starts a header line, and none puts a terminal
+// escape or other control into a header a list manager or an admin reads.
+// Postfix's smtpd accepts these bytes in an address (it is 8-bit clean)
+// and passes them on over LMTP, so the spool encodes them rather than the
+// LMTP door refusing the recipient, which would bounce mail that Postfix
+// already accepted; the '?' makes the stored value match Postfix's
+// maillog line for the same recipient. Bytes from 0x80 up (UTF-8, or not)
+// are kept.
 func clean(s string) string {
-	if !strings.ContainsAny(s, "\r\n\x00") {
+	if !strings.ContainsFunc(s, isControl) {
 		return s
 	}
 	b := []byte(s) // byte by byte: s need not be UTF-8
 	for i, c := range b {
-		if c == '\r' || c == '\n' || c == 0 {
-			b[i] = ' '
+		if c < ' ' || c == 0x7f {
+			b[i] = '?'
 		}
 	}
 	return string(b)
 }
+
+// isControl reports whether r is an ASCII control character (C0 or DEL).
+// An invalid UTF-8 byte decodes as utf8.RuneError, not a control.
+func isControl(r rune) bool { return r < ' ' || r == 0x7f }

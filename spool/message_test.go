@@ -233,13 +233,26 @@ func TestAddedHeadersEnvelope(t *testing.T) {
 		name: "line breaks in envelope values cannot start a field",
 		env: Envelope{Sender: "s@x\r\nX-Evil: 1", Rcpt: "a@example.org\nX-Evil: 2", Domain: "example.org",
 			Local: "a", Kind: "post", Helo: "h\x00\r", ID: "i\n"},
-		want: "Return-Path: <s@x  X-Evil: 1>\n" +
-			"Delivered-To: a@example.org X-Evil: 2\n" +
-			"Received: from h  \n" +
-			"\tby lists.example.org (listgate) with LMTP id i \n" +
-			"\tfor <a@example.org X-Evil: 2>; Fri, 02 Jan 2026 03:04:05 +0000\n" +
+		want: "Return-Path: <s@x??X-Evil: 1>\n" +
+			"Delivered-To: a@example.org?X-Evil: 2\n" +
+			"Received: from h??\n" +
+			"\tby lists.example.org (listgate) with LMTP id i?\n" +
+			"\tfor <a@example.org?X-Evil: 2>; Fri, 02 Jan 2026 03:04:05 +0000\n" +
 			"Message-ID-Hash: " + antHash + "\nX-Message-ID-Hash: " + antHash + "\n" +
-			"X-MailFrom: s@x  X-Evil: 1\n",
+			"X-MailFrom: s@x??X-Evil: 1\n",
+	}, {
+		// Postfix's smtpd accepts these bytes in an address and its lmtp
+		// client passes them on (quoted); its log shows them as '?'.
+		name: "control bytes in envelope values are shown as Postfix logs them",
+		env: Envelope{Sender: "s\x1b[31m@x", Rcpt: "\"a+\x01\x08\v\f\x0e\x1f\x7f\tz\xc3\xa9\"@example.org", Domain: "example.org",
+			Local: "a", Kind: "post", Helo: "h\x1b]0;x\x07", RemoteAddr: "192.0.2.1\x7f", ID: "i\x05"},
+		want: "Return-Path: <s?[31m@x>\n" +
+			"Delivered-To: \"a+????????z\xc3\xa9\"@example.org\n" +
+			"Received: from h?]0;x? (192.0.2.1?)\n" +
+			"\tby lists.example.org (listgate) with LMTP id i?\n" +
+			"\tfor <\"a+????????z\xc3\xa9\"@example.org>; Fri, 02 Jan 2026 03:04:05 +0000\n" +
+			"Message-ID-Hash: " + antHash + "\nX-Message-ID-Hash: " + antHash + "\n" +
+			"X-MailFrom: s?[31m@x\n",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
