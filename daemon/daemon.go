@@ -121,7 +121,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	var err error
 	d.watcher, err = lists.Watch(s.Lists, lists.WatchOptions{
-		Options: d.listsOptions(), Logger: log, Registerer: reg, Rescan: rescan,
+		Options: d.listsOptions(), Logger: log, Registerer: reg, Rescan: rescan, LiveDomains: config.On(s.Socketmap),
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s %s: the directory does not exist; create it (one file per list) or name another", s.Origin("lists"), s.Lists)

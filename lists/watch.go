@@ -34,6 +34,11 @@ type WatchOptions struct {
 	// Rescan is the period of the safety-net full rescan (default 5
 	// minutes; NFS gives no events). Negative turns it off.
 	Rescan time.Duration
+	// LiveDomains says that Postfix may learn the served domains from
+	// listgate itself (the socketmap door's domains map, as relay_domains):
+	// a domain that becomes or stops being served is then logged at info
+	// level, not as a warning to edit relay_domains.
+	LiveDomains bool
 
 	retryMin, retryMax time.Duration // zero: RetryMin, RetryMax
 }
@@ -504,18 +509,32 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 // relay_domains must follow, or Postfix refuses a new domain's mail (554
 // relay access denied) or, for a domain no longer served, accepts its mail
 // and bounces it when the LMTP sink refuses it.
+//
+// With WatchOptions.LiveDomains (the socketmap door is on) Postfix may ask
+// listgate, and then nothing needs editing: the lines are informational
+// and say what holds only for a static relay_domains.
 func (w *Watcher) logDomainChanges(old, s *Snapshot) {
+	level, gone, added := slog.LevelWarn,
+		"domain no longer served: remove it from Postfix's relay_domains, or keep a domain file "+
+			"(@domain) so its addresses get 550 at RCPT; until then Postfix accepts its mail and bounces it",
+		"domain newly served: add it to Postfix's relay_domains (listgate postfix prints the line); "+
+			"until then Postfix refuses its mail"
+	if w.opts.LiveDomains {
+		level = slog.LevelInfo
+		gone = "domain no longer served: a relay_domains that asks listgate's socketmap refuses it at RCPT from now on; " +
+			"a static relay_domains must lose it (or keep a domain file @domain), or Postfix accepts its mail and bounces it"
+		added = "domain newly served: a relay_domains that asks listgate's socketmap relays it from now on; " +
+			"a static relay_domains must gain it (listgate postfix prints the line)"
+	}
+	ctx := context.Background()
 	for d := range old.domains {
 		if _, ok := s.domains[d]; !ok {
-			w.log.Warn("domain no longer served: remove it from Postfix's relay_domains, or keep a domain file "+
-				"(@domain) so its addresses get 550 at RCPT; until then Postfix accepts its mail and bounces it",
-				"domain", d, "file", old.domainOrigin(d, w.dir))
+			w.log.Log(ctx, level, gone, "domain", d, "file", old.domainOrigin(d, w.dir))
 		}
 	}
 	for d := range s.domains {
 		if _, ok := old.domains[d]; !ok {
-			w.log.Warn("domain newly served: add it to Postfix's relay_domains (listgate postfix prints the line); "+
-				"until then Postfix refuses its mail", "domain", d, "file", s.domainOrigin(d, w.dir))
+			w.log.Log(ctx, level, added, "domain", d, "file", s.domainOrigin(d, w.dir))
 		}
 	}
 }

@@ -286,6 +286,37 @@ func TestWatchDomainChanges(t *testing.T) {
 	}
 }
 
+// TestWatchDomainChangesLive: with the socketmap door on (LiveDomains),
+// Postfix may ask listgate for its domains, so a domain's arrival and
+// departure are logged at info level, saying what holds for each kind of
+// relay_domains, and never as a warning to edit it.
+func TestWatchDomainChangesLive(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "keep@example.org"), "")
+	logs := &testutil.SyncBuffer{}
+	w, err := lists.Watch(dir, lists.WatchOptions{Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Debounce: 20 * time.Millisecond, LiveDomains: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	write(t, filepath.Join(dir, "team@newdom.example"), "")
+	testutil.WaitFor(t, time.Second, "new domain", func() bool { return status(w, "team@newdom.example") == lists.Accept })
+	if err := os.Remove(filepath.Join(dir, "team@newdom.example")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Second, "domain gone", func() bool { return status(w, "team@newdom.example") == lists.NotServed })
+	for _, want := range []string{`level=INFO msg="domain newly served: a relay_domains that asks listgate's socketmap`,
+		`level=INFO msg="domain no longer served: a relay_domains that asks listgate's socketmap`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q in the log:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("a warning with the socketmap door on:\n%s", logs)
+	}
+}
+
 // TestWatchPeriodicRescanLogs: the safety-net rescan logs "lists loaded"
 // at info level only when it found a change, and at debug level otherwise,
 // even with entries that are only problems (made afresh by every scan);

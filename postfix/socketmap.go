@@ -103,7 +103,13 @@ func (m *SocketmapServer) lookup(c *conn, req string) (out string) {
 		s.m.requests.WithLabelValues(label, result(out)).Inc()
 		s.log.Debug("lookup", "door", doorSocketmap, "map", name, "key", key, "answer", out)
 	}()
-	if !ok || !isMap(name) {
+	if !ok {
+		s.log.Warn("malformed socketmap request: no space between a map name and a key; replying PERM", "door", doorSocketmap,
+			"remote", c.remote(), "request", req)
+		s.m.protocolErrors.Inc()
+		return socketmapPerm(name, ok)
+	}
+	if !isMap(name) {
 		s.log.Warn("socketmap lookup in a map listgate does not serve; replying PERM", "door", doorSocketmap,
 			"remote", c.remote(), "map", name)
 		s.m.protocolErrors.Inc()

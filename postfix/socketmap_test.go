@@ -176,6 +176,15 @@ func TestSocketmapMalformed(t *testing.T) {
 	if got := c.lookup(mapDomains, "example.com"); got != "OK example.com" {
 		t.Errorf("after PERM: %q", got)
 	}
+	// The log names the fault: a request with no key is malformed, not a
+	// lookup in an unknown map named "domains".
+	if l := h.logs.lines("malformed socketmap request: no space between a map name and a key; replying PERM"); len(l) != 1 ||
+		l[0].attrs["request"] != "domains" {
+		t.Errorf("log of the request without a key: %+v\n%s", l, h.logs)
+	}
+	if l := h.logs.lines("socketmap lookup in a map listgate does not serve; replying PERM"); len(l) != 1 || l[0].attrs["map"] != "virtual" {
+		t.Errorf("log of the unknown map: %+v\n%s", l, h.logs)
+	}
 	if n := promtestutil.ToFloat64(h.core.m.requests.WithLabelValues(mapOther, resultPerm)); n != 2 {
 		t.Errorf(`lookups_total{map="other",result="perm"} = %v, want 2`, n)
 	}
