@@ -98,6 +98,13 @@
 // longer line makes the message too large (552 5.3.4) and go-smtp ends the
 // connection.
 //
+// A message is never held whole in memory: the spool streams it as it is
+// read (a buffer of spool.SpillBuffer bytes per connection in DATA, the
+// rest in a spill file in the spool, removed once the message is
+// delivered), so memory stays bounded by the number of connections, not
+// by the size of the messages (docs/reliability.md, "Memory"). A full disk
+// while the message is read is answered 452 4.3.1 for every recipient.
+//
 // # Timeouts and shutdown
 //
 // ReadTimeout bounds the wait for each command; during DATA it bounds the

@@ -156,3 +156,49 @@ func TestReserveTmpfsInodes(t *testing.T) {
 		return rr[0] == "" && dr[rcpt] == ok(rcpt)
 	})
 }
+
+// TestSpillFullDisk: a message larger than the free space of the spool's
+// file system (a 1 MiB tmpfs, no reserve, no SIZE= to refuse it at RCPT)
+// fills the disk while it is spilled: every recipient gets 452 4.3.1
+// after DATA, nothing is left in new/ or in the spool root, the space comes
+// back at once, and the next message is delivered.
+func TestSpillFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, "size=1m,mode=0755")
+	h := start(t, config{spool: func(o *spool.Options) {
+		o.Dir = dir
+		o.SpaceTTL = time.Millisecond
+	}})
+	before, err := spool.Statfs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.client()
+	rcpts := []string{"mylist@example.com", "mylist-owner@example.com"}
+	big := message("Subject: big\n\n" + strings.Repeat("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstu\n", 30000)) // 2 MiB
+	rr, dr := transact(t, c, "anne@example.org", nil, rcpts, big)
+	for i, rcpt := range rcpts {
+		if want := "452 4.3.1 <" + rcpt + "> Insufficient system storage"; rr[i] != "" || dr[rcpt] != want {
+			t.Errorf("%s: RCPT %q, after DATA %q; want %q", rcpt, rr[i], dr[rcpt], want)
+		}
+	}
+	if files := append(h.newFiles(rcpts[0], "post"), h.newFiles(rcpts[1], "owner")...); len(files) != 0 {
+		t.Errorf("new/ holds %q after a 452", files)
+	}
+	after, err := spool.Statfs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Free < before.Free-64<<10 {
+		t.Errorf("%d bytes free after the 452, %d before: the spill file was not released", after.Free, before.Free)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), spool.SpillPrefix) {
+			t.Errorf("spill file %s left in the spool root", e.Name())
+		}
+	}
+	rr, dr = transact(t, c, "anne@example.org", nil, rcpts[:1], message("Subject: small\n\nhi\n"))
+	if rr[0] != "" || dr[rcpts[0]] != ok(rcpts[0]) {
+		t.Errorf("next message: RCPT %q, after DATA %q", rr[0], dr[rcpts[0]])
+	}
+}

@@ -191,8 +191,9 @@ func (s *session) Data(r io.Reader) error {
 	return smtpError(reply.Data, reply.LocalError)
 }
 
-// LMTPData reads the message once and then delivers it to each accepted
-// recipient in RCPT order, setting each recipient's status only after
+// LMTPData reads the message once (streamed by spool.ReadMessage: a
+// bounded buffer per connection, the rest in a spill file in the spool)
+// and then delivers it to each accepted recipient in RCPT order, setting each recipient's status only after
 // its own delivery: 250 only once spool.Deliver has put the message on
 // stable storage (RFC 2033 §4.2; see the package documentation).
 //
@@ -244,10 +245,15 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error)
 	if rerr != nil {
 		// Nothing was stored. A message over the global limit, or with a
 		// line longer than MaxLineLength, is refused for good (552 5.3.4);
-		// anything else (the client went away, a timeout) is a tempfail.
+		// a full disk while the message was spilled is 452 4.3.1;
+		// anything else (the client went away, a timeout, another error
+		// of the spill file) is a tempfail.
 		o := reply.LocalError
-		if errors.Is(rerr, smtp.ErrDataTooLarge) || errors.Is(rerr, smtp.ErrTooLongLine) {
+		switch {
+		case errors.Is(rerr, smtp.ErrDataTooLarge) || errors.Is(rerr, smtp.ErrTooLongLine):
 			o = reply.TooLarge
+		case spool.IsNoSpace(rerr):
+			o = reply.NoSpace
 		}
 		s.srv.log.Warn("message not stored", "door", "lmtp", "lmtp_id", tx.id, "queue_id", qid,
 			"result", deliveryResult(o), "err", rerr)
@@ -262,6 +268,7 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error)
 		}
 		return fallback
 	}
+	defer m.Close()
 	for _, rc := range tx.rcpts {
 		status.SetStatus(rc.rcpt, smtpError(reply.Data, s.deliver(m, tx, rc, qid)))
 	}

@@ -12,7 +12,16 @@
 // # Reading a message
 //
 // ReadMessage reads the DATA of a transaction once; Spool.Deliver then
-// stores it for each accepted recipient. The stored bytes are the received
+// stores it for each accepted recipient. The message is streamed, never
+// held whole in memory: its header section is scanned and its line ends
+// converted as it is read, into a buffer of SpillBuffer bytes (64 KiB)
+// and, past that, into a spill file in the spool root, removed from the
+// directory as soon as it is made; each recipient's file is then its
+// added headers plus a copy of that content (the spill file read back in
+// SpillBuffer pieces). Memory per message is thus a constant however large
+// the message or its header section; disk use while reading is at most
+// the message's own size. The spill file is not a durable step: it is
+// scratch, never fsynced, gone with the process. The stored bytes are the received
 // bytes unchanged (8-bit and non-UTF-8 bytes, NUL and long lines included)
 // except that each CRLF becomes LF, as qmail, Postfix's local(8) and
 // Dovecot write Maildir files; a lone CR or a lone LF stays as it is. No
@@ -83,7 +92,9 @@
 // A crash between steps 2 and 5 leaves the file in tmp/, with no 250 given
 // for it. CleanTmp removes the files in every folder's tmp/ older than a
 // grace period (TmpGrace, 36 hours, the Maildir convention); the daemon
-// runs it at start and every TmpCleanInterval.
+// runs it at start and every TmpCleanInterval. It also removes a spill
+// file (SpillPrefix) left in the spool root by a crash in the instant
+// between its creation and its removal from the directory.
 //
 // # Free space and the reserve
 //

@@ -5,11 +5,9 @@ import (
 	"time"
 )
 
-// compose returns the content of the file Deliver stores for one
-// recipient, as pieces to write in order, and its size in bytes. The first
-// piece is the added header block; the others are sub-slices of m.data
-// (the kept parts of the header section, then the body), so a large
-// message is not copied.
+// compose returns the header block Deliver adds on top of m for one
+// recipient, and the size in bytes of the file it stores: that block,
+// then m's content.
 //
 // The added fields, in this order (see the package documentation):
 //
@@ -22,7 +20,7 @@ import (
 //	Message-ID-Hash: hash
 //	X-Message-ID-Hash: hash
 //	X-MailFrom: sender
-func (m *Message) compose(env Envelope, hostname string, now time.Time) ([][]byte, int64) {
+func (m *Message) compose(env Envelope, hostname string, now time.Time) ([]byte, int64) {
 	var b strings.Builder
 	b.Grow(320 + 2*len(env.Rcpt) + 2*len(env.Sender) + len(env.Helo) + len(m.msgID))
 
@@ -93,18 +91,7 @@ func (m *Message) compose(env Envelope, hostname string, now time.Time) ([][]byt
 	}
 
 	added := []byte(b.String())
-	pieces := make([][]byte, 0, len(m.header)+2)
-	pieces = append(pieces, added)
-	size := int64(len(added))
-	for _, h := range m.header {
-		pieces = append(pieces, h)
-		size += int64(len(h))
-	}
-	if len(m.body) > 0 {
-		pieces = append(pieces, m.body)
-		size += int64(len(m.body))
-	}
-	return pieces, size
+	return added, int64(len(added)) + m.size()
 }
 
 // clean makes an envelope value safe inside a header field: every ASCII

@@ -11,84 +11,198 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Message is one received message, read once by ReadMessage and delivered
-// to any number of recipients by Spool.Deliver. It holds the whole message
-// in memory with each CRLF turned into LF, the result of one scan of its
-// header section, and its Message-ID and Message-ID-Hash. A Message is
-// never modified after ReadMessage returns, so it is safe to deliver from
-// several goroutines at once.
+// to any number of recipients by Spool.Deliver. Its content is what every
+// recipient's file holds below the added headers: the message as received
+// with each CRLF turned into LF and every Message-ID-Hash and
+// X-Message-ID-Hash field of its header section removed. Memory is
+// bounded whatever the size of the message: the content is kept in a
+// buffer of SpillBuffer bytes, and what does not fit goes to a spill
+// file (see ReadMessage). A Message is never modified after ReadMessage
+// returns, so it is safe to deliver from several goroutines at once;
+// Close releases it, after the last delivery.
 type Message struct {
-	data     []byte // the message as received, each CRLF turned into LF
-	wireSize int64  // len of the message as received, before CRLF -> LF
+	content          // the stored bytes of the message, after the added headers
+	wireSize int64   // len of the message as received, before CRLF -> LF
+	buf      *[]byte // the pooled buffer tail lives in, for Close
 
-	// header holds the parts of the header section that are stored: the
-	// header section minus every Message-ID-Hash and X-Message-ID-Hash
-	// field. Each part is a sub-slice of data.
-	header [][]byte
-	// body is data from the end of the header section on (the empty line
-	// that ends the header section included). A sub-slice of data.
-	body []byte
+	mu     sync.RWMutex // Close against Deliver
+	closed bool
+
 	// headerless is true when the message has no header section (it is
 	// empty, or its first line is not a header field): Deliver puts an
 	// empty line between the added headers and the message.
 	headerless bool
 
-	msgID    string // the Message-ID, unfolded and trimmed, or the generated one
+	msgID    string // the Message-ID, unfolded and trimmed (at most maxMsgIDKept bytes), or the generated one
 	addMsgID bool   // msgID was generated: Deliver adds a Message-ID field
-	hash     string // Message-ID-Hash of msgID
+	hash     string // Message-ID-Hash of the whole Message-ID
 }
 
+// SpillBuffer is the size in bytes of the buffer that holds a message
+// while ReadMessage reads it, and its end afterwards: a message whose
+// content fits in it is never written anywhere but in its recipients'
+// files. Each message being read or delivered holds one such buffer, and
+// one read buffer of 32 KiB while it is read, whatever its size.
+const SpillBuffer = 64 << 10
+
+// readBufSize is the size in bytes of the buffer ReadMessage reads into.
+const readBufSize = 32 << 10
+
+// maxMsgIDKept bounds the Message-ID that MessageID returns; the hash is
+// of the whole value whatever its length.
+const maxMsgIDKept = 64 << 10
+
+// SpillPrefix starts the name of a spill file in the spool root (a dot
+// name: Folders and the forwarder skip it). The file is removed from the
+// directory as soon as it is made, so a crash leaves nothing behind but,
+// if it comes within that instant, an empty file that CleanTmp removes.
+const SpillPrefix = ".listgate-msg-"
+
+var (
+	spillPool = sync.Pool{New: func() any { b := make([]byte, 0, SpillBuffer); return &b }}
+	readPool  = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+)
+
 // ReadMessage reads all of r (the DATA of an LMTP transaction, after
-// dot-unstuffing, lines ending in CRLF) and returns it as a Message. An
-// error from r is returned wrapped with %w, so the caller can still find it
-// with errors.Is or errors.As (for example go-smtp's smtp.ErrDataTooLarge,
-// returned by its DATA reader when the message exceeds the server's
-// MaxMessageBytes); no Message is returned then.
+// dot-unstuffing, lines ending in CRLF) and returns it as a Message, which
+// the caller must Close once it is delivered. An error from r is returned
+// wrapped with %w, so the caller can still find it with errors.Is or
+// errors.As (for example go-smtp's smtp.ErrDataTooLarge, returned by its
+// DATA reader when the message exceeds the server's MaxMessageBytes); no
+// Message is returned then.
 //
 // No content makes ReadMessage fail: malformed headers, 8-bit or non-UTF-8
-// bytes, NUL and long lines are all kept. The whole message is held in
-// memory, so r must be bounded (the LMTP door's size limit does that).
+// bytes, NUL and long lines are all kept. The message is streamed: its
+// header section is scanned and its CRLFs turned into LF as it is read,
+// and at most SpillBuffer bytes of it are held in memory, however large
+// the message or its header section. The rest goes to a spill file, in
+// the system's temporary directory for this function and in the spool
+// root for Spool.ReadMessage, removed from the directory as soon as it is
+// made (a crash leaves nothing behind). The spill file is written as the
+// message arrives, so a reader that stops at a size limit (as go-smtp's
+// does) bounds the disk used as well. A failure to write it is an error
+// that names the file and wraps the system's (IsNoSpace reports a full
+// disk).
 //
 // When the message has no Message-ID field, ReadMessage generates one
 // (as Mailman's LMTP runner does), so every recipient of the message gets
 // the same Message-ID and Message-ID-Hash.
 func ReadMessage(r io.Reader) (*Message, error) {
 	host, _ := os.Hostname()
-	return readMessage(r, func() string { return generateMessageID(host) })
+	return readMessageIn(r, "", SpillBuffer, func() string { return generateMessageID(host) })
 }
 
 // ReadMessage is the package's ReadMessage with a generated Message-ID
-// naming the spool's Hostname (--hostname) rather than the system's.
+// naming the spool's Hostname (--hostname) rather than the system's, and
+// the spill file of a large message in the spool root, on the file system
+// of the folders.
 func (s *Spool) ReadMessage(r io.Reader) (*Message, error) {
-	return readMessage(r, func() string { return generateMessageID(s.hostname) })
+	return readMessageIn(r, s.dir, SpillBuffer, func() string { return generateMessageID(s.hostname) })
 }
 
 // readMessage is ReadMessage with the Message-ID generator given, so tests
 // get exact bytes.
 func readMessage(r io.Reader, genID func() string) (*Message, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("spool: read message: %w", err)
-	}
-	return newMessage(data, genID), nil
+	return readMessageIn(r, "", SpillBuffer, genID)
 }
 
-// newMessage converts data in place and scans its header section.
-func newMessage(data []byte, genID func() string) *Message {
-	m := &Message{wireSize: int64(len(data))}
-	m.data = crlfToLF(data)
-	rawID, found := m.scanHeader()
-	if found {
-		m.msgID = string(unfoldTrim(rawID))
+// readMessageIn reads r into a Message that holds bufSize bytes in memory
+// and whose spill file, if it needs one, is made in dir ("" for the
+// system's temporary directory).
+func readMessageIn(r io.Reader, dir string, bufSize int, genID func() string) (m *Message, err error) {
+	var buf *[]byte
+	if bufSize == SpillBuffer {
+		buf = spillPool.Get().(*[]byte)
+	} else {
+		b := make([]byte, 0, bufSize)
+		buf = &b
+	}
+	w := &spillWriter{dir: dir, buf: (*buf)[:0]}
+	defer func() {
+		if m == nil {
+			w.close()
+			if bufSize == SpillBuffer {
+				spillPool.Put(buf)
+			}
+		}
+	}()
+	sc := scanner{w: w, first: true}
+	rb := readPool.Get().(*[]byte)
+	defer readPool.Put(rb)
+	var wire int64
+	cr := false // the last read ended in a CR, not scanned yet
+	for w.err == nil {
+		n, rerr := r.Read(*rb)
+		if n > 0 {
+			wire += int64(n)
+			p := (*rb)[:n]
+			if cr {
+				cr = false
+				if p[0] != '\n' {
+					sc.scan([]byte{'\r'}) // a lone CR; else the CR of a split CRLF
+				}
+			}
+			if p[len(p)-1] == '\r' {
+				cr, p = true, p[:len(p)-1]
+			}
+			sc.scan(crlfToLF(p))
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return nil, fmt.Errorf("spool: read message: %w", rerr)
+		}
+	}
+	if cr {
+		sc.scan([]byte{'\r'})
+	}
+	sc.end()
+	if w.err != nil {
+		return nil, w.err
+	}
+	m = &Message{content: content{f: w.f, n: w.off, tail: w.buf}, wireSize: wire, headerless: sc.headerless}
+	if bufSize == SpillBuffer {
+		m.buf = buf
+	}
+	if sc.found {
+		if m.msgID, m.hash, err = m.idHash(sc.idStart, sc.idEnd); err != nil {
+			m.Close()
+			return nil, err
+		}
 	} else {
 		m.msgID = genID()
 		m.addMsgID = true
+		m.hash = MessageIDHash(m.msgID)
 	}
-	m.hash = MessageIDHash(m.msgID)
-	return m
+	return m, nil
+}
+
+// Close releases the message: its spill file, if it has one, and its
+// buffer. It waits for deliveries in progress; Deliver fails after Close.
+// Close may be called more than once.
+func (m *Message) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var err error
+	if m.f != nil {
+		err = m.f.Close()
+	}
+	m.content = content{}
+	if m.buf != nil {
+		spillPool.Put(m.buf)
+		m.buf = nil
+	}
+	return err
 }
 
 // Size returns the size of the message in bytes as received on the wire
@@ -180,114 +294,4 @@ func crlfToLF(b []byte) []byte {
 		w += copy(b[w:], b[r:r+j])
 		i = r + j
 	}
-}
-
-// fieldName returns the name of the header field that starts line (which
-// need not end at a line end), and whether line starts a header field at
-// all.
-//
-// A header field starts with a name of one or more printable US-ASCII
-// characters other than ':' (RFC 5322 §2.2, ftext), then ':'. White space
-// between the name and the colon is accepted (RFC 5322 §4.5.3, obsolete
-// syntax, as Postfix's is_header accepts it). Anything else, including a
-// line that starts with white space (a continuation line) or an mbox
-// "From " line, does not start a header field.
-func fieldName(line []byte) (name []byte, ok bool) {
-	i := 0
-	for i < len(line) && line[i] > ' ' && line[i] < 0x7f && line[i] != ':' {
-		i++
-	}
-	if i == 0 {
-		return nil, false
-	}
-	n := i
-	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
-		i++
-	}
-	if i == len(line) || line[i] != ':' {
-		return nil, false
-	}
-	return line[:n], true
-}
-
-// scanHeader finds the header section of m.data, sets m.header, m.body
-// and m.headerless, and returns the raw value (after the colon, folding
-// included) of the first Message-ID field.
-//
-// The header section (RFC 5322 §2.1) is the run of header fields at the
-// start of the message; a field is its first line plus every following
-// line that starts with a space or a tab (RFC 5322 §2.2.3, folding). The
-// section ends at the first line that neither starts a field nor continues
-// one: normally the empty line before the body. That line and everything
-// after it are the body and are stored unchanged. So:
-//
-//   - a message whose first line is empty has an empty header section and
-//     already has the empty line that separates it from the body;
-//   - a message that is empty, or whose first line is not a header field
-//     (e.g. "hello world" or " folded"), has no header section at all: the
-//     whole message is body, and an empty line must separate it from the
-//     added headers, or its first line would read as one of them;
-//   - a malformed line in the middle of the header section ends it, as it
-//     does for Python's email parser (and so for Mailman); it is kept as
-//     the first line of the body, unchanged.
-//
-// Only the header section is scanned; the body is neither read nor copied.
-func (m *Message) scanHeader() (msgID []byte, found bool) {
-	data := m.data
-	if len(data) == 0 || data[0] != '\n' {
-		if _, ok := fieldName(data); !ok {
-			m.headerless = true
-			m.body = data
-			return nil, false
-		}
-	}
-	pos := 0      // start of the current field
-	keepFrom := 0 // start of the run of kept fields not yet in m.header
-	for pos < len(data) && data[pos] != '\n' {
-		name, ok := fieldName(data[pos:])
-		if !ok {
-			break
-		}
-		end := pos // end of the field, after its last LF
-		for {
-			nl := bytes.IndexByte(data[end:], '\n')
-			if nl < 0 {
-				end = len(data)
-				break
-			}
-			end += nl + 1
-			if end == len(data) || (data[end] != ' ' && data[end] != '\t') {
-				break
-			}
-		}
-		switch {
-		case bytes.EqualFold(name, []byte("Message-ID-Hash")),
-			bytes.EqualFold(name, []byte("X-Message-ID-Hash")):
-			// Removed: Deliver adds its own (Mailman's add_message_hash
-			// deletes them too).
-			if keepFrom < pos {
-				m.header = append(m.header, data[keepFrom:pos])
-			}
-			keepFrom = end
-		case !found && bytes.EqualFold(name, []byte("Message-ID")):
-			colon := bytes.IndexByte(data[pos:end], ':')
-			msgID, found = data[pos+colon+1:end], true
-		}
-		pos = end
-	}
-	if keepFrom < pos {
-		m.header = append(m.header, data[keepFrom:pos])
-	}
-	m.body = data[pos:]
-	return msgID, found
-}
-
-// unfoldTrim unfolds a header field value (RFC 5322 §2.2.3: the line ends
-// of a folded field are removed, the white space after them kept) and
-// removes white space around it.
-func unfoldTrim(v []byte) []byte {
-	if bytes.IndexByte(v, '\n') >= 0 {
-		v = bytes.ReplaceAll(v, []byte("\n"), nil)
-	}
-	return bytes.Trim(v, " \t\r")
 }

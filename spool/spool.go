@@ -258,6 +258,11 @@ func (s *Spool) Deliver(m *Message, env Envelope) (path string, err error) {
 	if m == nil {
 		return "", errors.New("spool: no message")
 	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return "", errors.New("spool: message closed")
+	}
 	if err := checkEnvelope(env); err != nil {
 		return "", err
 	}
@@ -276,14 +281,14 @@ func (s *Spool) Deliver(m *Message, env Envelope) (path string, err error) {
 	}
 
 	now := s.now()
-	var pieces [][]byte
-	pieces, size = m.compose(env, s.hostname, now)
+	var added []byte
+	added, size = m.compose(env, s.hostname, now)
 	var tmp string
 	for try := 0; ; try++ {
 		name := s.uniqueName(now, size)
 		tmp = filepath.Join(folder, "tmp", name)
 		path = filepath.Join(folder, "new", name)
-		err = s.writeFile(tmp, pieces)
+		err = s.writeFile(tmp, added, &m.content)
 		if err == nil || try == 3 {
 			break
 		}
@@ -414,9 +419,10 @@ func (s *Spool) makeFolder(folder string) error {
 	return nil
 }
 
-// writeFile creates name with O_EXCL, writes pieces into it, flushes and
+// writeFile creates name with O_EXCL, writes added and then c into it
+// (copying c's spill file with a buffer of SpillBuffer bytes), flushes and
 // closes it. On failure it removes the file.
-func (s *Spool) writeFile(name string, pieces [][]byte) (err error) {
+func (s *Spool) writeFile(name string, added []byte, c *content) (err error) {
 	var f *os.File
 	err = s.step(OpCreate, name, func() (err error) {
 		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
@@ -434,12 +440,16 @@ func (s *Spool) writeFile(name string, pieces [][]byte) (err error) {
 		}
 	}()
 	err = s.step(OpWrite, name, func() error {
-		for _, p := range pieces {
-			if _, err := f.Write(p); err != nil {
-				return err
-			}
+		if _, err := f.Write(added); err != nil {
+			return err
 		}
-		return nil
+		if c.n == 0 {
+			_, err := f.Write(c.tail)
+			return err
+		}
+		buf := spillPool.Get().(*[]byte)
+		defer spillPool.Put(buf)
+		return c.writeTo(f, (*buf)[:cap(*buf)])
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -24,8 +25,9 @@ const TmpGrace = 36 * time.Hour
 // start.
 const TmpCleanInterval = time.Hour
 
-// CleanTmp removes the regular files in every folder's tmp/ whose
-// modification time is more than grace before now (Options.Now), and
+// CleanTmp removes the regular files in every folder's tmp/ (and the
+// spill files, SpillPrefix, in the spool root) whose modification time
+// is more than grace before now (Options.Now), and
 // returns how many it removed. Newer files (a delivery in flight) and
 // anything but regular files are left alone. It logs one info line with
 // the count when it removed any, and a warning for each file it could not
@@ -62,6 +64,26 @@ func (s *Spool) CleanTmp(grace time.Duration) (int, error) {
 			}
 			removed++
 		}
+	}
+	// A spill file of a message being read is removed from the spool
+	// root as soon as it is made: one still there was left by a crash.
+	des, err := os.ReadDir(s.dir)
+	if err != nil {
+		s.log.Warn("spool: cannot list the spool root", "file", s.dir, "err", unwrapOS(err))
+	}
+	for _, de := range des {
+		if !de.Type().IsRegular() || !strings.HasPrefix(de.Name(), SpillPrefix) {
+			continue
+		}
+		if fi, err := de.Info(); err != nil || !fi.ModTime().Before(cutoff) {
+			continue
+		}
+		p := filepath.Join(s.dir, de.Name())
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("spool: cannot remove a stale spill file", "file", p, "err", unwrapOS(err))
+			continue
+		}
+		removed++
 	}
 	if removed > 0 {
 		s.log.Info("spool: removed stale files from tmp/", "count", removed, "older_than", grace.String())

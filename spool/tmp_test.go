@@ -12,9 +12,10 @@ import (
 	"github.com/listgate/listgate/internal/testutil"
 )
 
-// TestCleanTmp: after a crash, files left in a folder's tmp/ for longer
-// than the grace period are removed, and counted in one log line; fresh
-// ones, files in new/, and what is not a regular file stay.
+// TestCleanTmp: after a crash, files left in a folder's tmp/ (or spill
+// files in the spool root) for longer than the grace period are removed,
+// and counted in one log line; fresh ones, files in new/, other files and
+// what is not a regular file stay.
 func TestCleanTmp(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	s, err := New(Options{Dir: t.TempDir(), Hostname: testHost, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -46,11 +47,14 @@ func TestCleanTmp(t *testing.T) {
 	file(filepath.Join(folders[0], "tmp", "1.M1P1Q1Rx.host,S=7"), old)
 	file(filepath.Join(folders[1], "tmp", "2.M1P1Q2Rx.host,S=7"), old)
 	file(filepath.Join(folders[1], "tmp", ".dot"), old)
+	file(filepath.Join(s.Dir(), SpillPrefix+"123"), old) // a spill file not yet unlinked
 	// What stays: a delivery in flight, one just inside the grace period,
 	// an old message in new/, an old directory and a symlink in tmp/.
 	file(filepath.Join(folders[0], "tmp", "3.M1P1Q3Rx.host"), now)
 	file(filepath.Join(folders[0], "tmp", "4.M1P1Q4Rx.host"), now.Add(-TmpGrace+time.Hour))
 	file(filepath.Join(folders[0], "new", "5.M1P1Q5Rx.host,S=7"), old)
+	file(filepath.Join(s.Dir(), SpillPrefix+"456"), now) // a message being read
+	file(filepath.Join(s.Dir(), "other"), old)           // not ours
 	if err := os.Mkdir(filepath.Join(folders[1], "tmp", "dir"), 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +64,8 @@ func TestCleanTmp(t *testing.T) {
 	newBefore := names(t, filepath.Join(folders[0], "new"))
 
 	n, err := s.CleanTmp(TmpGrace)
-	if err != nil || n != 3 {
-		t.Fatalf("CleanTmp = %d, %v; want 3 removed", n, err)
+	if err != nil || n != 4 {
+		t.Fatalf("CleanTmp = %d, %v; want 4 removed", n, err)
 	}
 	if got, want := names(t, filepath.Join(folders[0], "tmp")), []string{"3.M1P1Q3Rx.host", "4.M1P1Q4Rx.host"}; !slices.Equal(got, want) {
 		t.Errorf("tmp/ of %s: %v, want %v", folders[0], got, want)
@@ -69,10 +73,13 @@ func TestCleanTmp(t *testing.T) {
 	if got, want := names(t, filepath.Join(folders[1], "tmp")), []string{"dir", "link"}; !slices.Equal(got, want) {
 		t.Errorf("tmp/ of %s: %v, want %v", folders[1], got, want)
 	}
+	if got, want := names(t, s.Dir()), []string{SpillPrefix + "456", "example.org", "other"}; !slices.Equal(got, want) {
+		t.Errorf("spool root: %v, want %v", got, want)
+	}
 	if got := names(t, filepath.Join(folders[0], "new")); !slices.Equal(got, newBefore) {
 		t.Errorf("new/ changed: %v, was %v", got, newBefore)
 	}
-	if n := strings.Count(logs.String(), `msg="spool: removed stale files from tmp/" count=3 older_than=36h0m0s`); n != 1 {
+	if n := strings.Count(logs.String(), `msg="spool: removed stale files from tmp/" count=4 older_than=36h0m0s`); n != 1 {
 		t.Errorf("want one log line with the count:\n%s", logs)
 	}
 

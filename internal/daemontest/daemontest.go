@@ -236,6 +236,13 @@ func (d *Daemon) WaitLog(t testing.TB, substrs ...string) string {
 	return found
 }
 
+// Pid is the process id of the running process.
+func (d *Daemon) Pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd.Process.Pid
+}
+
 // Signal sends sig to the running process.
 func (d *Daemon) Signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
