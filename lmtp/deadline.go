@@ -256,11 +256,11 @@ func (d *deadlines) fail(err error) error {
 	closeNow := !d.awaiting || d.partial
 	d.r, d.w = 0, 0 // a partial command line is dropped
 	d.mu.Unlock()
+	if d.onTimeout != nil {
+		d.onTimeout(awaiting) // logged and counted before the client can see the end
+	}
 	if closeNow {
 		d.nc.Close()
-	}
-	if d.onTimeout != nil {
-		d.onTimeout(awaiting)
 	}
 	return err
 }
