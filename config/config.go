@@ -61,13 +61,24 @@ type Settings struct {
 	Policy, Socketmap postconf.Endpoint
 	Metrics           postconf.Endpoint // HTTP /metrics, /healthz, /readyz
 
-	MaxMessageSize  int64         // bytes, for any address
-	MaxRecipients   int           // accepted recipients per LMTP transaction
-	Hostname        string        // "" means the system's host name
-	LogLevel        slog.Level    // key log_level
-	LogFormat       string        // "text" or "json"
-	ShutdownTimeout time.Duration // how long a shutdown waits for transactions
-	RescanInterval  time.Duration // the periodic full rescan; 0 is off
+	MaxMessageSize int64 // bytes, for any address
+	MaxRecipients  int   // accepted recipients per LMTP transaction
+	// CommandTimeout bounds an LMTP command line, whole, and is the base
+	// of a message's time; MinDataRate (bytes per second) is the slowest
+	// a message may come past it (keys command_timeout, min_data_rate).
+	CommandTimeout time.Duration
+	MinDataRate    int64
+	// MaxConnections and MaxConnectionsPerClient cap the connections each
+	// door holds open, in all and per TCP client address.
+	MaxConnections, MaxConnectionsPerClient int
+	// MilterIdleTimeout closes a milter connection that waits this long
+	// for the MTA's next packet (or for the rest of one).
+	MilterIdleTimeout time.Duration
+	Hostname          string        // "" means the system's host name
+	LogLevel          slog.Level    // key log_level
+	LogFormat         string        // "text" or "json"
+	ShutdownTimeout   time.Duration // how long a shutdown waits for transactions
+	RescanInterval    time.Duration // the periodic full rescan; 0 is off
 
 	// DefaultNextHop is the next hop of a list whose list file and domain
 	// file name none (key default_next_hop); Unset means none.
@@ -111,6 +122,11 @@ var keys = []key{
 	{"metrics", "", "HTTP `address` (inet:host:port or unix:/path) for /metrics, /healthz and /readyz (empty: off)"},
 	{"max_message_size", "64MiB", "largest message in `bytes` for any address (units: MB, MiB, ...); keep Postfix's message_size_limit at or below it"},
 	{"max_recipients", "1000", "most recipients (`number`, at least 100) accepted in one LMTP transaction; past it 452 4.5.3, and the client sends the rest in another"},
+	{"command_timeout", "5m", "how long (`duration`) an LMTP command line may take to arrive whole (Postfix's smtpd_timeout); a message may take it plus its size over min_data_rate"},
+	{"min_data_rate", "500", "the slowest (`bytes per second`) an LMTP message may arrive once command_timeout is used up (Postfix's smtpd_min_data_rate)"},
+	{"max_connections", "1000", "most connections (`number`) each door holds open; past it the LMTP door answers 421 4.7.0, the others close"},
+	{"max_connections_per_client", "500", "most connections (`number`) each door holds open from one TCP client address (unix socket peers: max_connections only)"},
+	{"milter_idle_timeout", "2h0m10s", "how long (`duration`) a milter connection may wait for the MTA's next packet before it is closed (libmilter's default, 7210s)"},
 	{"hostname", "", "host `name` for LHLO's greeting, Received headers and Maildir names (default: the system's)"},
 	{"log_level", "info", "log `level`: debug, info, warn or error"},
 	{"log_format", "text", "log `format`: text or json"},
@@ -197,6 +213,35 @@ func (s *Settings) set(name, v string) error {
 			return errors.New("want a whole number from 100 (RFC 5321 §4.5.3.1.8) to 1000000")
 		}
 		s.MaxRecipients = n
+	case "command_timeout", "milter_idle_timeout":
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("want a duration such as 30s or 5m")
+		}
+		if d < time.Second {
+			return errors.New("must be at least 1s")
+		}
+		if name == "command_timeout" {
+			s.CommandTimeout = d
+		} else {
+			s.MilterIdleTimeout = d
+		}
+	case "min_data_rate":
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 1<<30 {
+			return errors.New("want bytes per second, a whole number from 1 to 1073741824")
+		}
+		s.MinDataRate = n
+	case "max_connections", "max_connections_per_client":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return errors.New("want a whole number from 1 to 1000000")
+		}
+		if name == "max_connections" {
+			s.MaxConnections = n
+		} else {
+			s.MaxConnectionsPerClient = n
+		}
 	case "hostname":
 		if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 			return errors.New("want a host name without blanks or control characters")

@@ -42,6 +42,11 @@ socketmap = "unix:/run/listgate/socketmap"
 metrics = "inet:[::1]:9100"
 max_message_size = "10MB"
 max_recipients = 500
+command_timeout = "2m"
+min_data_rate = 1000
+max_connections = 200
+max_connections_per_client = 50
+milter_idle_timeout = "1h"
 hostname = "mx.example.org"
 log_level = "debug"
 log_format = "json"
@@ -66,7 +71,9 @@ mailman_unready_after = "0s"
 				Policy:         postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8026"},
 				Socketmap:      postconf.Endpoint{Network: "unix", Address: "/run/listgate/socketmap"},
 				Metrics:        postconf.Endpoint{Network: "tcp", Address: "[::1]:9100"},
-				MaxMessageSize: 10_000_000, MaxRecipients: 500, Hostname: "mx.example.org", LogLevel: -4, LogFormat: "json",
+				MaxMessageSize: 10_000_000, MaxRecipients: 500,
+				CommandTimeout: 2 * time.Minute, MinDataRate: 1000, MaxConnections: 200, MaxConnectionsPerClient: 50,
+				MilterIdleTimeout: time.Hour, Hostname: "mx.example.org", LogLevel: -4, LogFormat: "json",
 				ShutdownTimeout: 5 * time.Second, RescanInterval: 0, File: "/etc/lg/listgate.toml",
 				DefaultNextHop:     lists.NextHop{Transport: lists.LMTP, Endpoint: postconf.Endpoint{Network: "unix", Address: "/run/mailman3/lmtp"}},
 				ForwardConcurrency: 2, ForwardTimeout: 2 * time.Minute, ForwardScanInterval: 30 * time.Second,

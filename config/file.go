@@ -93,7 +93,8 @@ func Parse(path string, data []byte) (Settings, error) {
 // fileValue turns the TOML value of the key name into the flag's syntax.
 // Paths (lists, spool, a unix: socket) are made relative to dir.
 func fileValue(name string, v any, dir string) (string, error) {
-	if n, ok := v.(int64); ok && (name == "max_message_size" || name == "forward_concurrency" || name == "spool_reserve" || name == "max_recipients") {
+	if n, ok := v.(int64); ok && (name == "max_message_size" || name == "forward_concurrency" || name == "spool_reserve" || name == "max_recipients" ||
+		name == "min_data_rate" || name == "max_connections" || name == "max_connections_per_client") {
 		return strconv.FormatInt(n, 10), nil
 	}
 	if a, ok := v.([]any); ok && name == "mailman_domains" {
@@ -108,9 +109,9 @@ func fileValue(name string, v any, dir string) (string, error) {
 		case "spool_reserve":
 			want = `bytes (an integer) or a string such as "512MiB", "5%" or "auto"`
 		case "shutdown_timeout", "rescan_interval", "forward_timeout", "forward_scan_interval", "forward_unready_after",
-			"mailman_poll_interval", "mailman_unready_after":
+			"mailman_poll_interval", "mailman_unready_after", "command_timeout", "milter_idle_timeout":
 			want = `a string such as "30s" or "5m"`
-		case "forward_concurrency", "max_recipients":
+		case "forward_concurrency", "max_recipients", "min_data_rate", "max_connections", "max_connections_per_client":
 			want = "an integer"
 		case "mailman_domains":
 			want = "an array of domain strings"

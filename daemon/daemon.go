@@ -146,18 +146,22 @@ func New(cfg Config) (*Daemon, error) {
 		srv := lmtp.New(lmtp.Options{
 			Lists: d.watcher, Spool: d.spool, Logger: log, Registerer: reg,
 			Hostname: s.Hostname, MaxMessageSize: s.MaxMessageSize, MaxRecipients: s.MaxRecipients,
+			ReadTimeout: s.CommandTimeout, MinDataRate: s.MinDataRate,
+			MaxConnections: s.MaxConnections, MaxConnectionsPerClient: s.MaxConnectionsPerClient,
 		})
 		d.doors = append(d.doors, &door{name: "lmtp", ep: s.LMTP, serve: srv.Serve, shutdown: srv.Shutdown})
 	}
 	if config.On(s.Milter) {
 		srv := milter.New(milter.Options{
 			Lists: d.watcher, Logger: log, Registerer: reg, MaxMessageSize: s.MaxMessageSize,
+			IdleTimeout: s.MilterIdleTimeout, MaxConnections: s.MaxConnections, MaxConnectionsPerClient: s.MaxConnectionsPerClient,
 		})
 		d.doors = append(d.doors, &door{name: "milter", ep: s.Milter, serve: srv.Serve, shutdown: srv.Shutdown})
 	}
 	if config.On(s.Policy) {
 		srv := postfix.NewPolicy(postfix.Options{
 			Lists: d.watcher, MaxMessageSize: s.MaxMessageSize, Logger: log, Registerer: reg,
+			MaxConnections: s.MaxConnections, MaxConnectionsPerClient: s.MaxConnectionsPerClient,
 		})
 		d.doors = append(d.doors, &door{name: "policy", ep: s.Policy, serve: srv.Serve, shutdown: srv.Shutdown})
 	}
@@ -185,6 +189,7 @@ func New(cfg Config) (*Daemon, error) {
 		if dr.name == "socketmap" {
 			srv := postfix.NewSocketmap(postfix.Options{
 				Lists: d.watcher, MaxMessageSize: s.MaxMessageSize, LMTP: d.transportLMTP(), Logger: log, Registerer: reg,
+				MaxConnections: s.MaxConnections, MaxConnectionsPerClient: s.MaxConnectionsPerClient,
 			})
 			dr.serve, dr.shutdown = srv.Serve, srv.Shutdown
 		}

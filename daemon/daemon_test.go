@@ -383,3 +383,36 @@ func TestMaxRecipientsSetting(t *testing.T) {
 		t.Fatalf("RCPT 101: %v, want 452 4.5.3", err)
 	}
 }
+
+// TestConnectionSettings: command_timeout and max_connections reach the
+// LMTP door: a connection past the cap gets 421 4.7.0, and one that stalls
+// in a command line is cut after the timeout.
+func TestConnectionSettings(t *testing.T) {
+	s := settings(t)
+	s.MaxConnections, s.CommandTimeout = 1, time.Second
+	r := start(t, s)
+	read := func(c net.Conn) string {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	first, err := net.DialTimeout("tcp", r.hostPort("lmtp"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if _, err := io.WriteString(first, "LHLO stall"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := net.DialTimeout("tcp", r.hostPort("lmtp"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if got := read(second); got != "421 4.7.0 Error: too many connections\r\n" {
+		t.Errorf("past max_connections: %q", got)
+	}
+	if got := read(first); !strings.HasSuffix(got, "421 4.4.2 Idle timeout, bye bye\r\n") || strings.Contains(got, "250") {
+		t.Errorf("a stalled command line: %q", got)
+	}
+}

@@ -96,6 +96,9 @@ func TestMetricNames(t *testing.T) {
 		"listgate_lmtp_deliveries_total": "result=delivered result=error result=no-space result=too-large",
 		"listgate_lmtp_panics_total":     "",
 		"listgate_lmtp_connections":      "",
+
+		"listgate_lmtp_connections_refused_total": "reason=max_connections reason=max_connections_per_client",
+		"listgate_lmtp_timeouts_total":            "phase=command phase=data",
 	}
 	for name, labels := range want {
 		if got := strings.Join(series[name], " "); got != labels {

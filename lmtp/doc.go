@@ -30,20 +30,21 @@
 // The LMTP column of package reply's verdict table (generated from it:
 // go generate ./reply), the replies at RCPT and after DATA:
 //
-//	verdict              stage       answer
-//	accept               RCPT        250 2.0.0 (go-smtp's own text)
-//	accept               after DATA  250 2.1.5 <rcpt> Ok
-//	unknown              RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
-//	not-served           RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
-//	tempfail             RCPT        451 4.3.0 Temporary lookup failure
-//	too-large            RCPT        552 5.3.4 Message size exceeds fixed limit
-//	too-large            after DATA  552 5.3.4 <rcpt> Message size exceeds fixed limit
-//	alias                RCPT        451 4.3.0 Temporary lookup failure
-//	error                RCPT        451 4.3.0 Requested action aborted: local error in processing
-//	error                after DATA  451 4.3.0 <rcpt> Requested action aborted: local error in processing
-//	no-space             RCPT        452 4.3.1 Insufficient system storage
-//	no-space             after DATA  452 4.3.1 <rcpt> Insufficient system storage
-//	too-many-recipients  RCPT        452 4.5.3 Error: too many recipients
+//	verdict               stage       answer
+//	accept                RCPT        250 2.0.0 (go-smtp's own text)
+//	accept                after DATA  250 2.1.5 <rcpt> Ok
+//	unknown               RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
+//	not-served            RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
+//	tempfail              RCPT        451 4.3.0 Temporary lookup failure
+//	too-large             RCPT        552 5.3.4 Message size exceeds fixed limit
+//	too-large             after DATA  552 5.3.4 <rcpt> Message size exceeds fixed limit
+//	alias                 RCPT        451 4.3.0 Temporary lookup failure
+//	error                 RCPT        451 4.3.0 Requested action aborted: local error in processing
+//	error                 after DATA  451 4.3.0 <rcpt> Requested action aborted: local error in processing
+//	no-space              RCPT        452 4.3.1 Insufficient system storage
+//	no-space              after DATA  452 4.3.1 <rcpt> Insufficient system storage
+//	too-many-recipients   RCPT        452 4.5.3 Error: too many recipients
+//	too-many-connections  connect     421 4.7.0 Error: too many connections
 //
 // At RCPT, too-large comes from MAIL FROM's SIZE=; after DATA, from the
 // message as received. After DATA, error is a failed delivery (an I/O
@@ -107,9 +108,19 @@
 //
 // # Timeouts and shutdown
 //
-// ReadTimeout bounds the wait for each command; during DATA it bounds the
-// wait for each read of message bytes, so a large message sent slowly is
-// not cut off (go-smtp alone would apply it to the whole DATA phase).
+// ReadTimeout (5 minutes, as Postfix's smtpd_timeout) bounds each command
+// line whole, from the moment the server is ready for it: bytes that
+// trickle in do not extend it, and a line still incomplete when it passes
+// is never run (go-smtp v0.25.1 alone runs it, and then waits again). A
+// message (DATA, or a BDAT chunk) may take ReadTimeout plus its size over
+// MinDataRate (500 bytes a second, Postfix's smtpd_min_data_rate), and at
+// most ReadTimeout between reads; a client slower than that is cut off
+// and retries the message. The connection code is deadline.go.
+//
+// MaxConnections (1000) and MaxConnectionsPerClient (500, per TCP client
+// address) bound the connections held open; one past either is answered
+// "421 4.7.0 Error: too many connections" in place of the greeting and
+// closed.
 // Shutdown stops accepting, closes idle connections at once (Postfix
 // keeps LMTP connections open for reuse), lets transactions in flight
 // finish and then closes their connections, and when its context ends

@@ -2,17 +2,13 @@ package lmtp
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/spool"
 )
@@ -509,86 +505,6 @@ func TestPanics(t *testing.T) {
 	}
 	if n := h.metric("listgate_lmtp_panics_total", "", ""); n != 2 {
 		t.Errorf("listgate_lmtp_panics_total = %v, want 2", n)
-	}
-}
-
-// deadlineConn records the read deadlines the server sets and the bytes
-// it reads.
-type deadlineConn struct {
-	net.Conn
-	mu        sync.Mutex
-	deadlines []time.Time
-	read      int
-}
-
-func (d *deadlineConn) SetReadDeadline(t time.Time) error {
-	d.mu.Lock()
-	d.deadlines = append(d.deadlines, t)
-	d.mu.Unlock()
-	return d.Conn.SetReadDeadline(t)
-}
-
-func (d *deadlineConn) Read(b []byte) (int, error) {
-	n, err := d.Conn.Read(b)
-	d.mu.Lock()
-	d.read += n
-	d.mu.Unlock()
-	return n, err
-}
-
-func (d *deadlineConn) state() (deadlines []time.Time, read int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]time.Time(nil), d.deadlines...), d.read
-}
-
-type recordingListener struct {
-	net.Listener
-	conns chan *deadlineConn
-}
-
-func (l recordingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	d := &deadlineConn{Conn: c}
-	l.conns <- d
-	return d, nil
-}
-
-// TestDataDeadlineMoves: go-smtp sets the read deadline once per command,
-// so ReadTimeout would bound the whole DATA phase; the door moves the
-// deadline on as message bytes arrive. Each chunk of the message is
-// followed by a fresh deadline at least ReadTimeout after it was sent.
-func TestDataDeadlineMoves(t *testing.T) {
-	const timeout = time.Hour // long enough to tell a fresh deadline from the one set at DATA
-	conns := make(chan *deadlineConn, 1)
-	h := start(t, config{
-		options: func(o *Options) { o.ReadTimeout = timeout },
-		wrap:    func(l net.Listener) net.Listener { return recordingListener{l, conns} },
-	})
-	r := h.lhlo()
-	d := <-conns
-	r.cmd("MAIL FROM:<anne@example.org>")
-	r.cmd("RCPT TO:<mylist@example.com>")
-	r.cmd("DATA")
-	_, sent := d.state()
-	r.write("Subject: slow\r\n\r\n")
-	sent += len("Subject: slow\r\n\r\n")
-	for i := range 5 {
-		chunk := fmt.Sprintf("chunk %d\r\n", i)
-		at := time.Now()
-		r.write(chunk)
-		sent += len(chunk)
-		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("chunk %d to be read and a new deadline set", i), func() bool {
-			ds, read := d.state()
-			return read >= sent && len(ds) > 0 && !ds[len(ds)-1].Before(at.Add(timeout))
-		})
-	}
-	r.write(".\r\n")
-	if got := r.reply(); got != ok("mylist@example.com") {
-		t.Errorf("after DATA: %q", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/listgate/listgate/internal/connlimit"
 	"github.com/listgate/listgate/reply"
 )
 
@@ -29,6 +30,8 @@ type metrics struct {
 	rcpts       *prometheus.CounterVec
 	deliveries  *prometheus.CounterVec
 	connections prometheus.Gauge
+	refused     *prometheus.CounterVec
+	timeouts    *prometheus.CounterVec
 	panics      prometheus.Counter
 }
 
@@ -50,6 +53,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "listgate_lmtp_connections",
 			Help: "LMTP connections currently open.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "listgate_lmtp_connections_refused_total",
+			Help: "LMTP connections refused with 421 4.7.0, by reason (max_connections, max_connections_per_client).",
+		}, []string{"reason"}),
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "listgate_lmtp_timeouts_total",
+			Help: "LMTP connections closed for slowness, by phase: command (a command line not whole within the read timeout) or data (a message slower than the minimum data rate).",
+		}, []string{"phase"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "listgate_lmtp_panics_total",
 			Help: "Panics recovered in LMTP sessions (each answered 451 4.3.0).",
@@ -62,12 +73,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range []reply.Outcome{reply.Accept, reply.TooLarge, reply.LocalError, reply.NoSpace} {
 		m.deliveries.WithLabelValues(deliveryResult(o))
 	}
+	for _, r := range connlimit.Reasons() {
+		m.refused.WithLabelValues(r)
+	}
+	for _, p := range []string{"command", "data"} {
+		m.timeouts.WithLabelValues(p)
+	}
 	if reg == nil {
 		return m
 	}
 	m.rcpts = register(reg, m.rcpts)
 	m.deliveries = register(reg, m.deliveries)
 	m.connections = register(reg, m.connections)
+	m.refused = register(reg, m.refused)
+	m.timeouts = register(reg, m.timeouts)
 	m.panics = register(reg, m.panics)
 	return m
 }

@@ -5,18 +5,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/listgate/listgate/internal/connlimit"
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/reply"
 	"github.com/listgate/listgate/spool"
 )
 
@@ -28,9 +30,10 @@ const (
 	// 1000 octets; real mail is longer, and a message is never refused
 	// for its content, so the limit is only a bound on memory.
 	DefaultMaxLineLength = 1 << 20
-	// DefaultReadTimeout is how long the server waits for a command, or
-	// for the next bytes of a message: RFC 5321 §4.5.3.2.7 asks a server
-	// to wait at least 5 minutes.
+	// DefaultReadTimeout is how long a command line may take to arrive
+	// whole, and the base of a message's time (see Options.ReadTimeout):
+	// RFC 5321 §4.5.3.2.7 asks a server to wait at least 5 minutes,
+	// Postfix's smtpd_timeout is 300s.
 	DefaultReadTimeout = 5 * time.Minute
 	// DefaultWriteTimeout is how long the server waits to write a reply.
 	DefaultWriteTimeout = 5 * time.Minute
@@ -39,6 +42,19 @@ const (
 	// to buffer at least, and twenty times Postfix's
 	// lmtp_destination_recipient_limit (50), so Postfix never meets it.
 	DefaultMaxRecipients = 1000
+	// DefaultMaxConnections is the most connections the door holds open:
+	// 1000, ten times Postfix's default_process_limit (100), which
+	// bounds the lmtp(8) processes, and so the connections, of one
+	// Postfix instance.
+	DefaultMaxConnections = 1000
+	// DefaultMaxConnectionsPerClient is the most connections from one
+	// TCP client address: 500. Every Postfix instance on the host
+	// connects from the same loopback address (the door's default), so
+	// it stays above all a default Postfix opens: at most
+	// default_process_limit (100) lmtp(8) processes, of which
+	// lmtp_destination_concurrency_limit (20) deliver to one destination
+	// at a time.
+	DefaultMaxConnectionsPerClient = 500
 )
 
 // ErrServerClosed is returned by Serve after Shutdown, and by a second
@@ -78,11 +94,28 @@ type Options struct {
 	// recipients again in a new transaction, as Postfix's LMTP client
 	// does. Zero means DefaultMaxRecipients.
 	MaxRecipients int
-	// ReadTimeout bounds the wait for each command and, during DATA, for
-	// each read of message bytes: the deadline moves on as bytes arrive,
-	// so a large message sent slowly is not cut off. WriteTimeout bounds
-	// each reply. Zero means the default; negative means no timeout.
+	// ReadTimeout bounds the wait for each command line, from the moment
+	// the server is ready for it until its line end: bytes that trickle
+	// in do not extend it, and a line still incomplete when it passes is
+	// never run (the client gets go-smtp's "421 4.4.2 Idle timeout" and
+	// the connection is closed), as Postfix's smtpd_timeout with
+	// smtpd_per_record_deadline. A message (DATA, or a BDAT chunk) may
+	// take ReadTimeout plus its size divided by MinDataRate, and at most
+	// ReadTimeout between two reads; past that the connection is closed
+	// and the client retries the message. WriteTimeout bounds each reply.
+	// Zero means the default; negative means no timeout.
 	ReadTimeout, WriteTimeout time.Duration
+	// MinDataRate is the slowest rate, in bytes per second, a message
+	// may arrive at once ReadTimeout is used up (Postfix's
+	// smtpd_min_data_rate). Zero (or less) means DefaultMinDataRate.
+	MinDataRate int64
+	// MaxConnections bounds the connections the door holds open, and
+	// MaxConnectionsPerClient those from one TCP client address (unix
+	// socket peers count towards MaxConnections only). A connection past
+	// either gets "421 4.7.0 Error: too many connections" (package
+	// reply, outcome too-many-connections) and is closed; Postfix tries
+	// again later. Zero means the default; negative means no limit.
+	MaxConnections, MaxConnectionsPerClient int
 }
 
 // Server is the LMTP door: an RFC 2033 server that resolves each
@@ -97,6 +130,9 @@ type Server struct {
 	max         int64
 	maxRcpts    int
 	readTimeout time.Duration
+	minRate     int64
+	lineMax     int
+	limit       *connlimit.Limiter
 	smtp        *smtp.Server
 
 	mu        sync.Mutex
@@ -142,6 +178,13 @@ func New(opts Options) *Server {
 		lineMax = DefaultMaxLineLength
 	}
 	s.readTimeout = timeout(opts.ReadTimeout, DefaultReadTimeout)
+	s.lineMax = lineMax
+	s.minRate = opts.MinDataRate
+	if s.minRate <= 0 {
+		s.minRate = DefaultMinDataRate
+	}
+	s.limit = connlimit.New(limit(opts.MaxConnections, DefaultMaxConnections),
+		limit(opts.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient))
 
 	srv := smtp.NewServer(backend{s})
 	srv.LMTP = true // RFC 2033: LHLO only, one reply per recipient after DATA
@@ -149,11 +192,26 @@ func New(opts Options) *Server {
 	srv.MaxMessageBytes = s.max // advertised as SIZE, checked on SIZE= and on the data
 	srv.MaxLineLength = lineMax
 	srv.EnableSMTPUTF8 = true // RFC 6531: addresses are passed on as received
-	srv.ReadTimeout = s.readTimeout
+	// The door keeps its own read deadlines (deadlines, in deadline.go);
+	// go-smtp's ReadTimeout only makes it call SetReadDeadline before each
+	// command line, which tells the door that a command is awaited.
+	srv.ReadTimeout = time.Hour
 	srv.WriteTimeout = timeout(opts.WriteTimeout, DefaultWriteTimeout)
 	srv.ErrorLog = errorLog{s.log}
 	s.smtp = srv
 	return s
+}
+
+// limit is the connection limit for the option n: the default for 0,
+// none (0) for a negative n.
+func limit(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 func timeout(d, def time.Duration) time.Duration {
@@ -259,11 +317,21 @@ type listener struct {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	nc, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var nc net.Conn
+	var release func()
+	for {
+		var err error
+		if nc, err = l.Listener.Accept(); err != nil {
+			return nil, err
+		}
+		var reason string
+		if release, reason = l.srv.limit.Acquire(nc.RemoteAddr()); reason == "" {
+			break
+		}
+		l.srv.refuse(nc, reason)
 	}
-	c := &conn{Conn: nc, srv: l.srv}
+	c := &conn{Conn: nc, srv: l.srv, release: release}
+	c.rd = newDeadlines(nc, l.srv.readTimeout, l.srv.minRate, l.srv.lineMax, c.timedOut)
 	l.srv.mu.Lock()
 	closing := l.srv.closing
 	if !closing {
@@ -277,23 +345,70 @@ func (l *listener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
+// refuseWriteTimeout bounds the writing of the 421 to a connection over a
+// limit: the reply is small and the connection new, so it fits in the
+// socket's buffer unless the peer is already gone.
+const refuseWriteTimeout = time.Second
+
+// refuse answers a connection over a connection limit with the table's
+// reply at Connect, in place of the greeting (RFC 5321 §3.1: "421 ...
+// closing transmission channel"), and closes it. It is logged and counted
+// (listgate_lmtp_connections_refused_total, by reason).
+func (s *Server) refuse(nc net.Conn, reason string) {
+	s.m.refused.WithLabelValues(reason).Inc()
+	s.log.Warn("refusing a connection", "door", "lmtp", "remote", remote(nc), "reason", reason)
+	a := reply.For(reply.LMTP, reply.Connect, reply.TooManyConnections)
+	if a.Action == reply.Send {
+		nc.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+		io.WriteString(nc, a.Reply.String()+"\r\n")
+	}
+	nc.Close()
+}
+
+// remote is a connection's peer address for the logs ("" for an unnamed
+// unix socket peer).
+func remote(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
 // conn is one accepted connection.
 type conn struct {
 	net.Conn
-	srv *Server
-	// inData is set while a message is being read: each Read then moves
-	// the read deadline on. go-smtp sets the deadline once per command,
-	// so without this a large message sent slowly would hit ReadTimeout
-	// in the middle of DATA.
-	inData atomic.Bool
-	busy   bool // a transaction is open; guarded by srv.mu
+	srv     *Server
+	rd      *deadlines // the read side, under the door's deadlines
+	release func()     // gives the connection back to srv.limit
+	busy    bool       // a transaction is open; guarded by srv.mu
 }
 
-func (c *conn) Read(b []byte) (int, error) {
-	if c.inData.Load() && c.srv.readTimeout > 0 {
-		c.Conn.SetReadDeadline(time.Now().Add(c.srv.readTimeout))
+// Read reads under the door's deadlines (see deadlines).
+func (c *conn) Read(b []byte) (int, error) { return c.rd.Read(b) }
+
+// SetReadDeadline is called by go-smtp before each command line: the
+// door starts that command's deadline (see deadlines). t is ignored.
+func (c *conn) SetReadDeadline(time.Time) error { return c.rd.begin() }
+
+// SetDeadline sets the write deadline to t and starts a command's read
+// deadline, as SetReadDeadline.
+func (c *conn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
 	}
-	return c.Conn.Read(b)
+	return c.rd.begin()
+}
+
+// timedOut logs and counts a deadline that passed: while a command line
+// was awaited, or while a message was read.
+func (c *conn) timedOut(awaiting bool) {
+	phase := "data"
+	if awaiting {
+		phase = "command"
+	}
+	c.srv.m.timeouts.WithLabelValues(phase).Inc()
+	c.srv.log.Info("closing a slow connection", "door", "lmtp", "remote", remote(c.Conn), "phase", phase,
+		"timeout", c.srv.readTimeout.String(), "min_data_rate", c.srv.minRate)
 }
 
 // badSequence is what go-smtp v0.25.1 answers, with code 502 ("command
@@ -346,6 +461,9 @@ func (c *conn) Close() error {
 		c.srv.m.connections.Dec()
 	}
 	c.srv.mu.Unlock()
+	if c.release != nil {
+		c.release()
+	}
 	return c.Conn.Close()
 }
 

@@ -233,10 +233,6 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error)
 	tx.rcpts = append([]recipient(nil), s.tx.rcpts...)
 	s.mu.Unlock()
 
-	if s.conn != nil {
-		s.conn.inData.Store(true)
-		defer s.conn.inData.Store(false)
-	}
 	head := &headReader{r: r}
 	m, rerr := s.srv.spool.ReadMessage(head)
 	// Postfix's queue id, from the Received: field its smtpd added: the

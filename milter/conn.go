@@ -83,6 +83,7 @@ type conn struct {
 	woken    bool      // drain set a past read deadline to wake the reader
 	deadline time.Time // the read deadline go-milter last set
 	closed   sync.Once
+	release  func() // gives the connection back to the server's limiter
 }
 
 // Read gives go-milter the bytes of the next packet.
@@ -124,14 +125,17 @@ func (c *conn) next() error {
 	}
 	c.mu.Unlock()
 	if err != nil {
-		if woken && errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if !woken {
+				c.idleClosed()
+			}
 			return io.EOF
 		}
 		return err
 	}
 
 	if _, err := io.ReadFull(c.Conn, hdr[1:]); err != nil {
-		return err
+		return c.cut(err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n == 0 || n > maxPacket {
@@ -149,7 +153,7 @@ func (c *conn) next() error {
 	}
 	copy(pkt, hdr[:])
 	if _, err := io.ReadFull(c.Conn, pkt[4:]); err != nil {
-		return err
+		return c.cut(err)
 	}
 	if err := checkPacket(pkt[4:]); err != nil {
 		c.protocolError(err)
@@ -165,6 +169,34 @@ func (c *conn) next() error {
 	c.mu.Unlock()
 	c.buf = pkt
 	return nil
+}
+
+// cut handles an error in the middle of a packet: a packet that did not
+// come whole within the idle timeout ends the connection quietly, logged
+// and counted as idle.
+func (c *conn) cut(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.idleClosed()
+		return io.EOF
+	}
+	return err
+}
+
+// idleClosed logs and counts a connection that waited longer than the
+// idle timeout for the MTA's next packet; it ends quietly.
+func (c *conn) idleClosed() {
+	c.s.log.Info("closing an idle milter connection", "door", "milter", "remote", remote(c.Conn),
+		"idle_timeout", c.s.idle.String())
+	c.s.metrics.idleClosed.Inc()
+}
+
+// remote is a connection's peer address for the logs ("" for an unnamed
+// unix socket peer).
+func remote(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
 }
 
 // protocolError logs a malformed packet from the MTA; the connection ends.
@@ -216,6 +248,9 @@ func (c *conn) Close() error {
 	c.closed.Do(func() {
 		err = c.Conn.Close()
 		c.s.forget(c)
+		if c.release != nil {
+			c.release()
+		}
 	})
 	return err
 }
@@ -235,7 +270,14 @@ func (l *listener) Accept() (net.Conn, error) {
 	for {
 		nc, err := l.Listener.Accept()
 		if err == nil {
-			c := &conn{Conn: nc, s: l.s}
+			release, reason := l.s.limit.Acquire(nc.RemoteAddr())
+			if reason != "" {
+				l.s.metrics.refused.WithLabelValues(reason).Inc()
+				l.s.log.Warn("refusing a connection", "door", "milter", "remote", remote(nc), "reason", reason)
+				nc.Close()
+				continue
+			}
+			c := &conn{Conn: nc, s: l.s, release: release}
 			l.s.track(c)
 			return c, nil
 		}

@@ -172,7 +172,15 @@
 // tempfail, too-large, error), listgate_milter_messages_total{result}
 // (accept, too-large, error, and unchecked: no recipient of listgate's),
 // listgate_milter_panics_total, listgate_milter_protocol_errors_total and
-// the gauge listgate_milter_connections. Every label value exists from 0.
+// the gauge listgate_milter_connections, listgate_milter_connections_refused_total
+// (by reason: max_connections, max_connections_per_client) and
+// listgate_milter_idle_closed_total. Every label value exists from 0.
+//
+// A connection past MaxConnections (1000) or MaxConnectionsPerClient (500,
+// per TCP client address) is closed before a packet is read; one that
+// waits IdleTimeout (7210 s, libmilter's default) for the MTA's next
+// packet, or for the rest of one, is closed quietly. Either way Postfix
+// applies its milter_default_action.
 //
 // # Shutdown
 //

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/listgate/listgate/internal/connlimit"
 	"github.com/listgate/listgate/reply"
 )
 
@@ -26,6 +27,8 @@ type metrics struct {
 	connections    prometheus.Gauge
 	panics         prometheus.Counter
 	protocolErrors prometheus.Counter
+	refused        *prometheus.CounterVec
+	idleClosed     prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them with reg, if any.
@@ -53,6 +56,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "listgate_milter_protocol_errors_total",
 			Help: "Milter connections closed because the MTA sent a malformed packet.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "listgate_milter_connections_refused_total",
+			Help: "Milter connections closed at once for a connection limit, by reason (max_connections, max_connections_per_client).",
+		}, []string{"reason"}),
+		idleClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "listgate_milter_idle_closed_total",
+			Help: "Milter connections closed because the MTA sent nothing for the idle timeout.",
+		}),
+	}
+	for _, r := range connlimit.Reasons() {
+		m.refused.WithLabelValues(r)
 	}
 	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.LocalError} {
 		m.rcpt.WithLabelValues(o.String())
@@ -68,6 +82,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.connections = register(reg, m.connections)
 	m.panics = register(reg, m.panics)
 	m.protocolErrors = register(reg, m.protocolErrors)
+	m.refused = register(reg, m.refused)
+	m.idleClosed = register(reg, m.idleClosed)
 	return m
 }
 

@@ -8,10 +8,12 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/listgate/listgate/internal/connlimit"
 	"github.com/listgate/listgate/lists"
 )
 
@@ -39,7 +41,33 @@ type Options struct {
 	// and a message counted above it is refused at its end. Zero (or
 	// less) means lists.DefaultMaxMessageSize, as in every door.
 	MaxMessageSize int64
+	// IdleTimeout closes a connection that waits this long for the MTA's
+	// next packet, or for the rest of one (go-milter's read timeout, set
+	// per packet): logged and counted
+	// (listgate_milter_idle_closed_total). Postfix keeps a milter
+	// connection for a whole SMTP session, idle while the client is
+	// slow, so it must exceed the longest pause of a session. Zero means
+	// DefaultIdleTimeout; negative means none.
+	IdleTimeout time.Duration
+	// MaxConnections bounds the connections the door holds open, and
+	// MaxConnectionsPerClient those from one TCP client address (unix
+	// socket peers count towards MaxConnections only). A connection past
+	// either is closed before a packet is read, logged and counted
+	// (listgate_milter_connections_refused_total); the MTA applies its
+	// milter_default_action. Zero means the default (1000 and 500, as
+	// the LMTP door's); negative means no limit.
+	MaxConnections, MaxConnectionsPerClient int
 }
+
+// DefaultIdleTimeout is libmilter's default timeout for reading from the
+// MTA (smfi_settimeout): 7210 seconds.
+const DefaultIdleTimeout = 7210 * time.Second
+
+// Connection limits for the zero values of Options, as the LMTP door's.
+const (
+	DefaultMaxConnections          = 1000
+	DefaultMaxConnectionsPerClient = 500
+)
 
 // Server is the milter door. Create it with New, start it with Serve (on
 // as many listeners as wanted, TCP or unix) and stop it with Shutdown.
@@ -49,6 +77,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	ms      *gomilter.Server
+	limit   *connlimit.Limiter
+	idle    time.Duration // 0: none
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -73,7 +103,16 @@ func New(opts Options) *Server {
 	if opts.Lists == nil {
 		s.log.Warn("no lists: every recipient is answered 451 4.3.0", "door", "milter")
 	}
+	s.limit = connlimit.New(limit(opts.MaxConnections, DefaultMaxConnections),
+		limit(opts.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient))
+	switch {
+	case opts.IdleTimeout == 0:
+		s.idle = DefaultIdleTimeout
+	case opts.IdleTimeout > 0:
+		s.idle = opts.IdleTimeout
+	}
 	s.ms = gomilter.NewServer(
+		gomilter.WithReadTimeout(s.idle),
 		gomilter.WithMaximumVersion(protocolVersion),
 		gomilter.WithActions(wantActions),
 		gomilter.WithProtocols(wantProtocol),
@@ -118,6 +157,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	return s.ms.Shutdown(ctx)
+}
+
+// limit is the connection limit for the option n: the default for 0,
+// none (0) for a negative n.
+func limit(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 // track registers a new connection; during shutdown it is drained at once.

@@ -121,6 +121,8 @@ func TestMetricNames(t *testing.T) {
 			"listgate_policy_connections":           "",
 			"listgate_policy_panics_total":          "",
 			"listgate_policy_protocol_errors_total": "",
+
+			"listgate_policy_connections_refused_total": "reason=max_connections reason=max_connections_per_client",
 		}},
 		{true, map[string]string{
 			"listgate_socketmap_lookups_total": "map=aliases,result=found map=aliases,result=notfound map=aliases,result=temp " +
@@ -131,6 +133,8 @@ func TestMetricNames(t *testing.T) {
 			"listgate_socketmap_connections":           "",
 			"listgate_socketmap_panics_total":          "",
 			"listgate_socketmap_protocol_errors_total": "",
+
+			"listgate_socketmap_connections_refused_total": "reason=max_connections reason=max_connections_per_client",
 		}},
 	} {
 		h := start(t, config{socketmap: tt.socketmap})

@@ -207,7 +207,10 @@
 // (64 MiB); a nil Logger discards; nil Lists answers as above. IdleTimeout
 // (DefaultIdleTimeout, 5 minutes), MaxLine (DefaultMaxLine, 16 KiB) and
 // MaxRequest (DefaultMaxRequest, 100,000 bytes) bound what one client can
-// hold.
+// hold; MaxConnections (1000) and MaxConnectionsPerClient (500, per TCP
+// client address) bound the connections held open: one past either is
+// closed before a request is read, logged ("refusing a connection") and
+// counted in listgate_<door>_connections_refused_total{reason}.
 //
 // # Logs and metrics
 //

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/listgate/listgate/internal/connlimit"
 	"github.com/listgate/listgate/reply"
 )
 
@@ -43,6 +44,7 @@ type metrics struct {
 	connections    prometheus.Gauge
 	panics         prometheus.Counter
 	protocolErrors prometheus.Counter
+	refused        *prometheus.CounterVec
 }
 
 // policyOutcomes are the outcomes a policy request can be counted under.
@@ -68,6 +70,13 @@ func newMetrics(door string, reg prometheus.Registerer) *metrics {
 			Name: "listgate_" + door + "_protocol_errors_total",
 			Help: "Malformed requests to the " + door + " door (answered with a tempfail, or the connection closed).",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "listgate_" + door + "_connections_refused_total",
+			Help: "Connections to the " + door + " door closed at once for a connection limit, by reason (max_connections, max_connections_per_client).",
+		}, []string{"reason"}),
+	}
+	for _, r := range connlimit.Reasons() {
+		m.refused.WithLabelValues(r)
 	}
 	if door == doorPolicy {
 		m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -97,6 +106,7 @@ func newMetrics(door string, reg prometheus.Registerer) *metrics {
 	m.connections = register(reg, m.connections)
 	m.panics = register(reg, m.panics)
 	m.protocolErrors = register(reg, m.protocolErrors)
+	m.refused = register(reg, m.refused)
 	return m
 }
 

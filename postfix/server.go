@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/listgate/listgate/internal/connlimit"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/postconf"
 )
@@ -96,7 +97,25 @@ type Options struct {
 	// listgate_socketmap_*). A second server of the same door on the
 	// same Registerer shares them.
 	Registerer prometheus.Registerer
+	// MaxConnections bounds the connections the door holds open, and
+	// MaxConnectionsPerClient those from one TCP client address (unix
+	// socket peers count towards MaxConnections only). A connection past
+	// either is closed before a request is read, logged and counted
+	// (listgate_<door>_connections_refused_total): Postfix gets a lookup
+	// error and retries, or applies smtpd_policy_service_default_action.
+	// Zero means the default (DefaultMaxConnections,
+	// DefaultMaxConnectionsPerClient); negative means no limit.
+	MaxConnections, MaxConnectionsPerClient int
 }
+
+// Connection limits for the zero values of Options, as the LMTP door's:
+// a Postfix instance asks a policy service from each smtpd process (at
+// most default_process_limit, 100, per smtpd service) and opens a
+// socketmap from each process that uses the table.
+const (
+	DefaultMaxConnections          = 1000
+	DefaultMaxConnectionsPerClient = 500
+)
 
 // server is what both doors share: the listeners, the connections, their
 // limits and Shutdown. Each door gives it the function that serves one
@@ -110,6 +129,7 @@ type server struct {
 	maxLine int
 	maxReq  int
 	serve   func(c *conn) // serves one connection until it ends; must not close it
+	limit   *connlimit.Limiter
 
 	mu        sync.Mutex
 	closing   bool
@@ -134,6 +154,8 @@ func newServer(door string, o Options) *server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.limit = connlimit.New(limit(o.MaxConnections, DefaultMaxConnections),
+		limit(o.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient))
 	switch {
 	case o.IdleTimeout == 0:
 		s.idle = DefaultIdleTimeout
@@ -200,9 +222,17 @@ func (s *server) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		c := &conn{nc: nc, srv: s, br: bufio.NewReaderSize(nc, s.bufSize())}
+		release, reason := s.limit.Acquire(nc.RemoteAddr())
+		if reason != "" {
+			s.m.refused.WithLabelValues(reason).Inc()
+			s.log.Warn("refusing a connection", "door", s.door, "remote", remoteAddr(nc), "reason", reason)
+			nc.Close()
+			continue
+		}
+		c := &conn{nc: nc, srv: s, br: bufio.NewReaderSize(nc, s.bufSize()), release: release}
 		if !s.track(c) {
 			nc.Close()
+			release()
 			return ErrServerClosed
 		}
 		go s.handle(c)
@@ -248,6 +278,7 @@ func (s *server) handle(c *conn) {
 	defer s.wg.Done()
 	defer func() {
 		c.nc.Close()
+		c.release()
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.m.connections.Dec()
@@ -314,9 +345,10 @@ func (s *server) Shutdown(ctx context.Context) error {
 // conn is one connection from Postfix. Its requests are read and answered
 // one after the other by a single goroutine.
 type conn struct {
-	nc  net.Conn
-	srv *server
-	br  *bufio.Reader
+	nc      net.Conn
+	srv     *server
+	br      *bufio.Reader
+	release func() // gives the connection back to srv.limit
 
 	mu       sync.Mutex
 	idle     bool // waiting for the first byte of a request
@@ -326,11 +358,27 @@ type conn struct {
 
 // remote is the peer's address for the logs ("" for an unnamed unix
 // socket peer).
-func (c *conn) remote() string {
-	if a := c.nc.RemoteAddr(); a != nil {
+func (c *conn) remote() string { return remoteAddr(c.nc) }
+
+// remoteAddr is nc's peer address for the logs ("" for an unnamed unix
+// socket peer).
+func remoteAddr(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil {
 		return a.String()
 	}
 	return ""
+}
+
+// limit is the connection limit for the option n: the default for 0,
+// none (0) for a negative n.
+func limit(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 // next waits for the first byte of the next request. It reports false

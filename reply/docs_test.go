@@ -187,7 +187,7 @@ func mdReplies() string {
 	uses := make(map[Reply][]string)
 	for _, row := range Table() {
 		for _, d := range Doors() {
-			for _, st := range []Stage{RCPT, Data} {
+			for _, st := range []Stage{Connect, RCPT, Data} {
 				a := For(d, st, row.Outcome)
 				if a.Action != Send && a.Action != Temp {
 					continue
@@ -215,7 +215,7 @@ func mdReplies() string {
 // (the LMTP door's replies after DATA name the recipient, as go-smtp
 // writes them).
 func goTable(d Door) string {
-	stage := map[Stage]string{RCPT: "RCPT", Data: "after DATA"}
+	stage := map[Stage]string{Connect: "connect", RCPT: "RCPT", Data: "after DATA"}
 	if d == Milter {
 		stage[Data] = "end of message"
 	}
@@ -223,7 +223,7 @@ func goTable(d Door) string {
 	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "verdict\tstage\tanswer\n")
 	for _, row := range Table() {
-		for _, st := range []Stage{RCPT, Data} {
+		for _, st := range []Stage{Connect, RCPT, Data} {
 			a := For(d, st, row.Outcome)
 			if a.Action == None {
 				continue
@@ -252,7 +252,7 @@ func TestDocTexts(t *testing.T) {
 	texts := make(map[string][]string) // "451 4.3.0" -> texts
 	for _, row := range Table() {
 		for _, d := range Doors() {
-			for _, st := range []Stage{RCPT, Data} {
+			for _, st := range []Stage{Connect, RCPT, Data} {
 				if a := For(d, st, row.Outcome); a.Action == Send || a.Action == Temp {
 					codes := fmt.Sprintf("%d %s", a.Reply.Code, a.Reply.Status())
 					if !slices.Contains(texts[codes], a.Reply.Text) {

@@ -10,6 +10,10 @@ import (
 const (
 	// C250Completed is "Requested mail action okay, completed".
 	C250Completed = 250
+	// C421ServiceNotAvail is "Service not available, closing
+	// transmission channel": the server refuses the connection (or ends
+	// it) and the client tries again later (RFC 5321 §3.8).
+	C421ServiceNotAvail = 421
 	// C451LocalErr is "Requested action aborted: local error in
 	// processing": a transient failure, the client retries.
 	C451LocalErr = 451
@@ -68,6 +72,9 @@ const (
 	// recipients than the protocol or the server allows in one
 	// transaction (§3.6).
 	SeProto5TooManyRecipients3 Enhanced = "5.3"
+	// SeSec7Other0 is X.7.0, "Other or undefined security status"
+	// (§3.8): Postfix gives 4.7.0 to a client over its connection limit.
+	SeSec7Other0 Enhanced = "7.0"
 )
 
 // Reply is a door-neutral SMTP reply: a code, an enhanced status code and
@@ -123,4 +130,5 @@ var (
 	localError    = Reply{C451LocalErr, SeSys3Other0, "Requested action aborted: local error in processing"}
 	noSpace       = Reply{C452StorageFull, SeSys3StorageFull1, "Insufficient system storage"}
 	tooManyRcpts  = Reply{C452TooManyRecipients, SeProto5TooManyRecipients3, "Error: too many recipients"}
+	tooManyConns  = Reply{C421ServiceNotAvail, SeSec7Other0, "Error: too many connections"}
 )

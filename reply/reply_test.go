@@ -34,10 +34,24 @@ func TestWire(t *testing.T) {
 		LocalError: {local, local, local, local, local, "TEMP Requested action aborted: local error in processing"},
 		NoSpace:    {"452 4.3.1 Insufficient system storage", "452 4.3.1 Insufficient system storage", "-", "-", "-", "-"},
 
-		TooManyRecipients: {"452 4.5.3 Error: too many recipients", "-", "-", "-", "-", "-"},
+		TooManyRecipients:  {"452 4.5.3 Error: too many recipients", "-", "-", "-", "-", "-"},
+		TooManyConnections: {"-", "-", "-", "-", "-", "-"},
 	}
 	if len(want) != len(Outcomes()) {
 		t.Fatalf("%d outcomes pinned, the table has %d", len(want), len(Outcomes()))
+	}
+	// At Connect, only the LMTP door answers, and only when refusing a
+	// connection over a limit.
+	for _, o := range Outcomes() {
+		for _, d := range Doors() {
+			want := "-"
+			if d == LMTP && o == TooManyConnections {
+				want = "421 4.7.0 Error: too many connections"
+			}
+			if got := For(d, Connect, o).String(); got != want {
+				t.Errorf("%v at connect for %v: %q, want %q", d, o, got, want)
+			}
+		}
 	}
 	for _, o := range Outcomes() {
 		got := [6]string{
@@ -64,7 +78,7 @@ func TestWire(t *testing.T) {
 func TestTable(t *testing.T) {
 	for _, row := range Table() {
 		for _, d := range Doors() {
-			for _, st := range []Stage{RCPT, Data} {
+			for _, st := range []Stage{Connect, RCPT, Data} {
 				a := For(d, st, row.Outcome)
 				if a.Door != d || a.Stage != st {
 					t.Errorf("For(%v, %v, %v) says door %v stage %v", d, st, row.Outcome, a.Door, a.Stage)
@@ -209,7 +223,7 @@ func TestNames(t *testing.T) {
 	for _, o := range Outcomes() {
 		names = append(names, o.String())
 	}
-	if got := strings.Join(names, " "); got != "accept unknown not-served tempfail too-large alias error no-space too-many-recipients" {
+	if got := strings.Join(names, " "); got != "accept unknown not-served tempfail too-large alias error no-space too-many-recipients too-many-connections" {
 		t.Errorf("outcomes: %s", got)
 	}
 	for _, d := range Doors() {

@@ -4,8 +4,8 @@ import "github.com/listgate/listgate/lists"
 
 // Outcome is a row of the verdict table: what a door has to answer for.
 // The first six are the statuses of lists (Of maps them); LocalError and
-// NoSpace are failures of listgate itself; TooManyRecipients is a limit of
-// the LMTP door. The zero Outcome is not valid:
+// NoSpace are failures of listgate itself; TooManyRecipients and
+// TooManyConnections are limits of the doors. The zero Outcome is not valid:
 // the table answers it, like any value it does not know, as LocalError.
 type Outcome uint8
 
@@ -41,6 +41,12 @@ const (
 	// recipient, which the client sends again in a new transaction (RFC
 	// 5321 §4.5.3.1.10).
 	TooManyRecipients
+	// TooManyConnections: a new connection would pass the door's
+	// --max-connections, or its client's --max-connections-per-client.
+	// The LMTP door answers it instead of its greeting (stage Connect)
+	// and closes the connection; the other doors, whose protocols have
+	// no greeting, close it without a word.
+	TooManyConnections
 	numOutcomes = iota
 )
 
@@ -54,13 +60,15 @@ var outcomeNames = [...]string{
 	LocalError: "error",
 	NoSpace:    "no-space",
 
-	TooManyRecipients: "too-many-recipients",
+	TooManyRecipients:  "too-many-recipients",
+	TooManyConnections: "too-many-connections",
 }
 
 // String returns the outcome as logs print it and as the "verdict" label
 // of the doors' metrics holds it: the lists.Status name for the first
 // six ("accept", "unknown", "not-served", "tempfail", "too-large",
-// "alias"), then "error", "no-space" and "too-many-recipients".
+// "alias"), then "error", "no-space", "too-many-recipients" and
+// "too-many-connections".
 func (o Outcome) String() string {
 	if o > 0 && int(o) < len(outcomeNames) {
 		return outcomeNames[o]
@@ -153,15 +161,21 @@ const (
 	// after the final "." of DATA (RFC 2033 §4.2), the milter's answer to
 	// the end of message (SMFIC_BODYEOB), which is for the whole message.
 	Data
+	// Connect is when a connection opens: the LMTP door's greeting (RFC
+	// 5321 §3.1, §4.2), where a 421 takes the place of the 220 and the
+	// connection is closed. Only the LMTP door answers at it.
+	Connect
 )
 
-// String returns "RCPT" or "DATA".
+// String returns "RCPT", "DATA" or "connect".
 func (s Stage) String() string {
 	switch s {
 	case RCPT:
 		return "RCPT"
 	case Data:
 		return "DATA"
+	case Connect:
+		return "connect"
 	}
 	return "invalid"
 }
@@ -241,6 +255,9 @@ type Row struct {
 	When string
 
 	lmtp, milter, policy, socketmap stages
+	// greeting is the LMTP door's answer at Connect; none for every
+	// other outcome.
+	greeting Answer
 }
 
 // stages are one door's answers for one outcome.
@@ -355,6 +372,17 @@ var table = [numOutcomes + 1]Row{
 		policy:    stages{none, none},
 		socketmap: stages{none, none},
 	},
+	TooManyConnections: {
+		When: "a new connection would pass the door's `--max-connections` (default 1000) or its client address's " +
+			"`--max-connections-per-client` (default 500): the LMTP door answers it in place of its greeting and " +
+			"closes the connection, and Postfix tries again later; the milter, policy and socketmap doors close it " +
+			"(Postfix then applies `milter_default_action`, `smtpd_policy_service_default_action`, or a lookup error)",
+		lmtp:      stages{none, none},
+		milter:    stages{none, none},
+		policy:    stages{none, none},
+		socketmap: stages{none, none},
+		greeting:  send(tooManyConns),
+	},
 }
 
 // Table returns the rows of the verdict table, in Outcomes order.
@@ -383,6 +411,10 @@ func For(d Door, st Stage, o Outcome) Answer {
 		a = s.rcpt
 	case Data:
 		a = s.data
+	case Connect:
+		if d == LMTP {
+			a = row.greeting
+		}
 	}
 	a.Door, a.Stage = d, st
 	return a
