@@ -44,8 +44,11 @@ func TestMemoryBound(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(listsDir, "mem@example.org"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The idle connections all come from 127.0.0.1: above the default
+	// per-client cap (max_connections_per_client, 500), so raise both caps.
 	d := daemontest.Start(t, []string{"lmtp"}, "--lists", listsDir, "--spool", spoolDir,
-		"--lmtp", "inet:127.0.0.1:0", "--milter", "", "--log-level", "info")
+		"--lmtp", "inet:127.0.0.1:0", "--milter", "", "--log-level", "info",
+		"--max-connections", "2000", "--max-connections-per-client", "2000")
 	addr := strings.TrimPrefix(d.Addr("lmtp"), "inet:")
 	pid := d.Pid()
 
