@@ -175,3 +175,31 @@ func TestSocketmapNoParentLookup(t *testing.T) {
 		t.Errorf("Class(example.org) = %s, want relay", got)
 	}
 }
+
+// A socketmap server on this host is one a listgate would have: loopback,
+// or a unix socket named for listgate; --check takes listgate-named maps
+// there, with the socketmap door off, for a forgotten --socketmap.
+func TestLocalSocketmap(t *testing.T) {
+	for _, tc := range []struct {
+		server string
+		want   bool
+	}{
+		{"inet:127.0.0.1:18027", true},
+		{"inet:127.0.1.1:8027", true},
+		{"inet:localhost:8027", true},
+		{"inet:[::1]:8027", true},
+		{"unix:listgate/socketmap", true},
+		{"unix:/run/listgate/socketmap", true},
+		{"inet:192.0.2.7:8027", false},
+		{"inet:maps.example.net:8027", false},
+		{"unix:/run/other/socketmap", false},
+	} {
+		ep, ok := ParseClientAddr(tc.server, "/var/spool/postfix", false)
+		if !ok {
+			t.Fatalf("ParseClientAddr(%q) failed", tc.server)
+		}
+		if got := localSocketmap(ep); got != tc.want {
+			t.Errorf("localSocketmap(%s) = %v, want %v", tc.server, got, tc.want)
+		}
+	}
+}
