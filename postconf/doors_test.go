@@ -203,3 +203,44 @@ func TestLocalSocketmap(t *testing.T) {
 		}
 	}
 }
+
+// Each door's switch removes what only the other doors' setups set, and
+// never a parameter its own settings set.
+func TestLeftovers(t *testing.T) {
+	for _, tc := range []struct {
+		door Door
+		sm   bool // the socketmap door on
+		want []string
+	}{
+		{DoorMilter, false, []string{"smtpd_recipient_restrictions", "relay_recipient_maps", "transport_maps", "virtual_alias_maps"}},
+		{DoorMilter, true, []string{"smtpd_recipient_restrictions", "relay_recipient_maps", "transport_maps"}},
+		{DoorPolicy, false, []string{"smtpd_milters", "relay_recipient_maps", "transport_maps", "virtual_alias_maps"}},
+		{DoorSocketmap, true, []string{"smtpd_milters", "smtpd_recipient_restrictions"}},
+	} {
+		lg := doorListgate()
+		if !tc.sm {
+			lg.Socketmap = Endpoint{}
+		}
+		var got []string
+		for _, l := range Leftovers(lg, tc.door, "/var/spool/postfix") {
+			got = append(got, l.Name)
+			if len(l.Entries) == 0 || l.What == "" {
+				t.Errorf("%s: %s: no entries or no words: %+v", tc.door, l.Name, l)
+			}
+			if !strings.HasPrefix(l.Command(), "listgate_unset "+l.Name+" \\\n\t'") {
+				t.Errorf("%s: command %q", tc.door, l.Command())
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s (socketmap %v): %q, want %q", tc.door, tc.sm, got, tc.want)
+		}
+		for _, s := range Recommend(lg, tc.door, "/var/spool/postfix", BuiltinDefaults()) {
+			if slices.Contains(got, s.Name) {
+				t.Errorf("%s: %s both set and removed", tc.door, s.Name)
+			}
+		}
+	}
+	if got, want := shLiteral("inet:[::1]:8025*?"), "inet:[[]::1]:8025[*][?]"; got != want {
+		t.Errorf("shLiteral = %q, want %q", got, want)
+	}
+}
