@@ -175,3 +175,72 @@ func TestSocketmapNoParentLookup(t *testing.T) {
 		t.Errorf("Class(example.org) = %s, want relay", got)
 	}
 }
+
+// A socketmap server on this host is one a listgate would have: loopback,
+// or a unix socket named for listgate; --check takes listgate-named maps
+// there, with the socketmap door off, for a forgotten --socketmap.
+func TestLocalSocketmap(t *testing.T) {
+	for _, tc := range []struct {
+		server string
+		want   bool
+	}{
+		{"inet:127.0.0.1:18027", true},
+		{"inet:127.0.1.1:8027", true},
+		{"inet:localhost:8027", true},
+		{"inet:[::1]:8027", true},
+		{"unix:listgate/socketmap", true},
+		{"unix:/run/listgate/socketmap", true},
+		{"inet:192.0.2.7:8027", false},
+		{"inet:maps.example.net:8027", false},
+		{"unix:/run/other/socketmap", false},
+	} {
+		ep, ok := ParseClientAddr(tc.server, "/var/spool/postfix", false)
+		if !ok {
+			t.Fatalf("ParseClientAddr(%q) failed", tc.server)
+		}
+		if got := localSocketmap(ep); got != tc.want {
+			t.Errorf("localSocketmap(%s) = %v, want %v", tc.server, got, tc.want)
+		}
+	}
+}
+
+// Each door's switch removes what only the other doors' setups set, and
+// never a parameter its own settings set.
+func TestLeftovers(t *testing.T) {
+	for _, tc := range []struct {
+		door Door
+		sm   bool // the socketmap door on
+		want []string
+	}{
+		{DoorMilter, false, []string{"smtpd_recipient_restrictions", "relay_recipient_maps", "transport_maps", "virtual_alias_maps"}},
+		{DoorMilter, true, []string{"smtpd_recipient_restrictions", "relay_recipient_maps", "transport_maps"}},
+		{DoorPolicy, false, []string{"smtpd_milters", "relay_recipient_maps", "transport_maps", "virtual_alias_maps"}},
+		{DoorSocketmap, true, []string{"smtpd_milters", "smtpd_recipient_restrictions"}},
+	} {
+		lg := doorListgate()
+		if !tc.sm {
+			lg.Socketmap = Endpoint{}
+		}
+		var got []string
+		for _, l := range Leftovers(lg, tc.door, "/var/spool/postfix") {
+			got = append(got, l.Name)
+			if len(l.Entries) == 0 || l.What == "" {
+				t.Errorf("%s: %s: no entries or no words: %+v", tc.door, l.Name, l)
+			}
+			if !strings.HasPrefix(l.Command(), "listgate_unset "+l.Name+" \\\n\t'") {
+				t.Errorf("%s: command %q", tc.door, l.Command())
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s (socketmap %v): %q, want %q", tc.door, tc.sm, got, tc.want)
+		}
+		for _, s := range Recommend(lg, tc.door, "/var/spool/postfix", BuiltinDefaults()) {
+			if slices.Contains(got, s.Name) {
+				t.Errorf("%s: %s both set and removed", tc.door, s.Name)
+			}
+		}
+	}
+	if got, want := shLiteral("inet:[::1]:8025*?"), "inet:[[]::1]:8025[*][?]"; got != want {
+		t.Errorf("shLiteral = %q, want %q", got, want)
+	}
+}

@@ -111,6 +111,10 @@ type checker struct {
 	// listgate's policy door.
 	policyNamedElsewhere []string
 	asked                []Door
+	// offSocketmap: the parameters that ask a local socketmap for maps
+	// named like listgate's while its socketmap door is off (one finding
+	// says so, first; the others it explains are left out).
+	offSocketmap map[string]bool
 }
 
 func (c *checker) find(param, fix, format string, args ...any) {
@@ -119,6 +123,7 @@ func (c *checker) find(param, fix, format string, args ...any) {
 
 // run makes every check.
 func (c *checker) run() {
+	c.checkSocketmapOff()
 	c.checkDuplicates()
 	if len(c.lg.Domains) == 0 {
 		c.s.note("--lists %s serves no domain: the list domains are not checked", c.lg.ListsDir)
@@ -126,7 +131,9 @@ func (c *checker) run() {
 	policy := c.checkPolicy()
 	c.policyAsked = policy
 	table := c.socketmapRecipients()
-	milter := c.checkMilter(policy || table)
+	// A socketmap setup whose socketmap is off here: not the milter's
+	// setup, whatever the milter door is.
+	milter := c.checkMilter(policy || table || c.offSocketmap["relay_recipient_maps"])
 	for d, on := range map[Door]bool{DoorMilter: milter, DoorPolicy: policy, DoorSocketmap: table} {
 		if on {
 			c.asked = append(c.asked, d)
@@ -353,10 +360,14 @@ func (c *checker) checkDomains(asked bool) {
 		c.find("virtual_alias_domains", "remove "+strings.Join(alias, ", ")+" from virtual_alias_domains (and virtual_alias_maps)",
 			"has the list domains %s: Postfix refuses every address of them that virtual_alias_maps does not rewrite, and delivers the rest elsewhere", strings.Join(alias, ", "))
 	}
-	if len(missing) > 0 {
+	if len(missing) > 0 && !c.offSocketmap["relay_domains"] {
 		rd := c.s.Value("relay_domains")
 		fix := "relay_domains = " + strings.Join(missing, ", ")
-		if rd != "" {
+		switch t := c.domainsSocketmap(); {
+		case t != "" && c.lg.Socketmap.Network != "":
+			// Not a static list next to a socketmap: listgate's answers.
+			fix = "replace " + t + " with " + c.lg.SocketmapTable(c.s.Value("queue_directory"), "domains") + " (listgate's socketmap answers for every list domain)"
+		case rd != "":
 			fix = "relay_domains = " + rd + ", " + strings.Join(missing, ", ")
 		}
 		c.find("relay_domains", fix, "lacks the list domains %s: Postfix refuses mail for them (554 5.7.1 Relay access denied)", strings.Join(missing, ", "))

@@ -2,6 +2,7 @@ package postconf
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 )
@@ -192,8 +193,11 @@ func (c *checker) checkSocketmapRefs() {
 			}
 			mine, isOurs := c.lg.ownSocketmap(t, qdir)
 			switch {
+			case c.lg.Socketmap.Network == "" && c.offSocketmap[param]:
+				// checkSocketmapOff's finding.
 			case c.lg.Socketmap.Network == "":
-				c.s.note("%s has %s, a map named like listgate's, but listgate's socketmap door is off here (--socketmap): it is not checked", param, t)
+				ep, _ := ParseClientAddr(server, qdir, false)
+				c.s.note("%s has %s, a map named like listgate's, but listgate's socketmap door is off here (--socketmap): it is not checked; if that server is a listgate, give its address: --socketmap %s", param, t, ep)
 			case !isOurs:
 				ep, _ := ParseClientAddr(server, qdir, false)
 				c.find(param, "replace it with "+c.lg.SocketmapTable(qdir, m),
@@ -215,6 +219,113 @@ func (c *checker) checkSocketmapRefs() {
 	}
 }
 
+// socketmapParamOrder is the order checkSocketmapOff names the
+// parameters in: as docs/postfix.md and listgate postfix present them.
+var socketmapParamOrder = []string{"relay_domains", "relay_recipient_maps", "transport_maps", "virtual_alias_maps"}
+
+// checkSocketmapOff: with listgate's socketmap door off, a parameter that
+// asks a socketmap server on this host (loopback, or a unix socket named
+// for listgate) for a map named like listgate's is most likely asking a
+// listgate that was meant to run with --socketmap: if nothing answers
+// there, every lookup fails and smtpd answers 451 4.3.0 (socketmap_table(5);
+// a table that cannot be read is a temporary error). It comes first, as
+// the did-you-mean, and the findings it explains are left out. A server
+// at another host may well be someone else's: checkSocketmapRefs notes it.
+func (c *checker) checkSocketmapOff() {
+	c.offSocketmap = map[string]bool{}
+	if c.lg.Socketmap.Network != "" {
+		return
+	}
+	qdir := c.s.Value("queue_directory")
+	type use struct{ param, table, m string }
+	byServer := map[string][]use{}
+	var servers []string
+	for _, param := range socketmapParamOrder {
+		for _, t := range splitList(c.s.Value(param)) {
+			t = strings.TrimPrefix(strings.TrimPrefix(t, "!"), "proxy:")
+			name, ok := strings.CutPrefix(t, "socketmap:")
+			if !ok {
+				continue
+			}
+			server, m, ok := splitSocketmap(name)
+			if !ok || !slices.Contains(socketmapMaps, m) {
+				continue
+			}
+			ep, ok := ParseClientAddr(server, qdir, false)
+			if !ok || !localSocketmap(ep) {
+				continue
+			}
+			if _, seen := byServer[ep.String()]; !seen {
+				servers = append(servers, ep.String())
+			}
+			byServer[ep.String()] = append(byServer[ep.String()], use{param, t, m})
+			c.offSocketmap[param] = true
+		}
+	}
+	for _, server := range servers {
+		uses := byServer[server]
+		var also, whole, partly []string
+		every := false
+		for _, u := range uses {
+			if u != uses[0] {
+				also = append(also, u.param+" its "+u.m+" map")
+			}
+			every = every || u.param != "relay_recipient_maps"
+			if len(splitList(c.s.Value(u.param))) == 1 {
+				whole = append(whole, u.param)
+			} else {
+				partly = append(partly, "remove "+u.table+" from "+u.param)
+			}
+		}
+		who := "every address of the relay domains"
+		if every {
+			who = "every recipient"
+		}
+		var remove []string
+		if len(whole) > 0 {
+			remove = append(remove, "postconf -X "+strings.Join(whole, " "))
+		}
+		remove = append(remove, partly...)
+		fix := "did you mean --socketmap " + server + "? (give it to listgate serve and to listgate postfix); or, if nothing serves it, remove it: " + strings.Join(remove, "; ")
+		if c.offSocketmap["relay_domains"] {
+			fix += ", and set up another door: listgate postfix --door milter --postconf"
+		}
+		more := ""
+		if len(also) > 0 {
+			more = " (and " + strings.Join(also, ", ") + ")"
+		}
+		c.find(uses[0].param, fix,
+			"asks the socketmap %s on this host for listgate's %s map%s, but listgate's socketmap door is off here (no --socketmap): unless something else answers there, every lookup fails and Postfix answers 451 4.3.0 to %s",
+			server, uses[0].m, more, who)
+	}
+}
+
+// localSocketmap reports whether a socketmap server address is one a
+// listgate on this host would have: loopback, or a unix socket with
+// "listgate" in its path.
+func localSocketmap(ep Endpoint) bool {
+	if ep.Network == "unix" {
+		return strings.Contains(ep.Address, "listgate")
+	}
+	host, _, _ := net.SplitHostPort(ep.Address)
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// domainsSocketmap returns the socketmap table in relay_domains named
+// like listgate's domains map, or "".
+func (c *checker) domainsSocketmap() string {
+	for _, t := range splitList(c.s.Value("relay_domains")) {
+		t = strings.TrimPrefix(t, "proxy:")
+		if name, ok := strings.CutPrefix(t, "socketmap:"); ok {
+			if _, m, ok := splitSocketmap(name); ok && m == "domains" {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
 // checkUnlisted: with a recipient table as the check (no milter, no
 // policy service), smtpd must refuse the addresses it does not list.
 func (c *checker) checkUnlisted(asked bool) {
@@ -229,7 +340,9 @@ func (c *checker) checkUnlisted(asked bool) {
 
 // checkRoles: postmaster@ (and abuse@) of every served domain should be
 // accepted (RFC 5321 §4.5.1): a list of that name, or the domain file's
-// address, which Postfix's virtual_alias_maps must then rewrite it to.
+// address, which Postfix's virtual_alias_maps must then rewrite it to. A
+// target nothing rewrites is a finding when listgate's socketmap door is
+// on (its aliases map is one line away), a note when it is off.
 func (c *checker) checkRoles() {
 	var refused []string
 	var notRewritten []Role
@@ -278,13 +391,22 @@ func (c *checker) checkRoles() {
 	for _, r := range notRewritten {
 		what = append(what, fmt.Sprintf("%s (%s in %s)", r.Addr, r.Target, r.File))
 	}
-	qdir := c.s.Value("queue_directory")
-	fix := "run listgate with --socketmap (e.g. inet:127.0.0.1:8027) and set virtual_alias_maps = socketmap:inet:127.0.0.1:8027:aliases"
-	if c.lg.Socketmap.Network != "" {
-		fix = "virtual_alias_maps = " + c.lg.SocketmapTable(qdir, "aliases")
-		if v := c.s.Value("virtual_alias_maps"); v != "" {
-			fix = "virtual_alias_maps = " + v + ", " + c.lg.SocketmapTable(qdir, "aliases")
+	if c.lg.Socketmap.Network == "" {
+		// This listgate has no aliases map to ask: listgate postfix says
+		// so in its lines, and they must pass --check; a note, naming the
+		// consequence and both ways out.
+		var entries []string
+		for _, r := range notRewritten {
+			entries = append(entries, r.Addr+" "+r.Target)
 		}
+		c.s.note("virtual_alias_maps does not rewrite %s: Postfix accepts them and hands them to listgate's LMTP, which tempfails them until Postfix gives up and bounces them; they need listgate's socketmap aliases map, and its socketmap door is off here: run listgate with --socketmap (e.g. inet:127.0.0.1:8027) and set virtual_alias_maps = socketmap:inet:127.0.0.1:8027:aliases, or add your own virtual_alias_maps entries (%s)",
+			strings.Join(what, ", "), strings.Join(entries, ", "))
+		return
+	}
+	qdir := c.s.Value("queue_directory")
+	fix := "virtual_alias_maps = " + c.lg.SocketmapTable(qdir, "aliases")
+	if v := c.s.Value("virtual_alias_maps"); v != "" {
+		fix = "virtual_alias_maps = " + v + ", " + c.lg.SocketmapTable(qdir, "aliases")
 	}
 	c.find("virtual_alias_maps", fix,
 		"does not rewrite %s: listgate lets the address pass at RCPT TO for Postfix to rewrite, so Postfix accepts it and hands it to listgate's LMTP, which tempfails it until Postfix gives up and bounces it",

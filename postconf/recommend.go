@@ -203,16 +203,17 @@ func Recommend(lg Listgate, door Door, queueDir string, d *Defaults) []Setting {
 	add("recipient_delimiter", lg.Delimiter,
 		"The same delimiter as listgate's: list-bounces+token@ is list-bounces@.")
 	add("message_size_limit", strconv.FormatInt(lg.MaxMessageSize, 10),
-		fmt.Sprintf("At or below listgate's --max-message-size (%d). local(8) refuses to run\n"+
-			"when mailbox_size_limit is smaller (Postfix's default is 51200000;\n"+
-			"Debian's main.cf sets 0): --check says so.", lg.MaxMessageSize))
+		fmt.Sprintf("At or below listgate's --max-message-size (%d). local(8)\n"+
+			"refuses to run when mailbox_size_limit is smaller (Postfix's default\n"+
+			"is 51200000; Debian's main.cf sets 0): --check says so.", lg.MaxMessageSize))
 	add("smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
 		"Relay only for our own clients; everyone else may send only to domains\n"+
 			"this server is the destination for (the list domains): not an open relay.")
 	return out
 }
 
-// SocketNote says what lg's unix sockets need, as comment text: their
+// SocketNote says what lg's unix sockets need, as comment text (one
+// paragraph a line, for the caller to wrap): their
 // directory made with the postfix group, so that Postfix may connect, and
 // master.cf's chroot column (master(5)) set to n for the services that
 // connect to a socket outside queueDir, which a chrooted one cannot reach:
@@ -254,16 +255,184 @@ func SocketNote(lg Listgate, queueDir string) string {
 				"rewrite/unix": "trivial-rewrite", "cleanup/unix": "cleanup"}[sv])
 			sets = append(sets, sv+"/chroot=n")
 		}
-		master = fmt.Sprintf("master.cf: %s %s outside Postfix's queue directory\n"+
-			"%s, where a chrooted %s cannot reach it: set their\n"+
-			"chroot column to n (postconf -F %s),\n"+
+		one := len(outside) == 1
+		master = fmt.Sprintf("master.cf: %s %s outside Postfix's queue directory "+
+			"%s, where a chrooted %s cannot reach %s: set their "+
+			"chroot column to n (postconf -F %s), "+
 			"or run listgate with sockets under %s (--unix).",
-			strings.Join(outside, ", "), map[bool]string{true: "is", false: "are"}[len(outside) == 1],
-			queueDir, strings.Join(names, " or "), strings.Join(sets, " "), queueDir)
+			strings.Join(outside, ", "), map[bool]string{true: "is", false: "are"}[one],
+			queueDir, strings.Join(names, " or "), map[bool]string{true: "it", false: "them"}[one], strings.Join(sets, " "), queueDir)
 	}
 	if len(dirs) == 0 {
 		return master
 	}
 	return "Unix-domain sockets: make their directory with the postfix group, e.g.\n" +
 		"  install -d -o listgate -g postfix -m 2750 " + strings.Join(dirs, " ") + "\n\n" + master
+}
+
+// Leftover is a parameter that only another door's setup sets, as
+// `listgate postfix --door` printed it, and so one a switch of doors
+// leaves behind: smtpd_milters naming listgate's milter after a switch to
+// the policy door, say, or relay_recipient_maps asking listgate's
+// socketmap after a switch away from it (docs/postfix.md, "Switching
+// doors").
+type Leftover struct {
+	// Name is the parameter.
+	Name string
+	// Entries match the entries of its value that are listgate's, as
+	// sh(1) case patterns: the milter or the policy service at lg's
+	// address or at the ones listgate postfix suggests
+	// (inet:127.0.0.1:8025 or 8026, unix:listgate/milter or policy), and
+	// a socketmap map named like listgate's at lg's socketmap or on this
+	// host (loopback, or a unix socket with "listgate" in its path),
+	// whatever its port: what --check takes for listgate's.
+	Entries []string
+	// What names listgate's entries in a sentence.
+	What string
+}
+
+// doorPorts are the ports listgate postfix suggests for the milter and
+// the policy door.
+var doorPorts = map[Door]string{DoorMilter: "8025", DoorPolicy: "8026"}
+
+// names returns the addresses main.cf may name door d of lg by: lg's,
+// if the door is on, and the ones listgate postfix suggests.
+func (lg Listgate) names(d Door, queueDir string) []string {
+	var out []string
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if ep := lg.Endpoint(d); ep.Network != "" {
+		add(ep.MainCFName(queueDir))
+		add(ep.String())
+	}
+	add("inet:127.0.0.1:" + doorPorts[d])
+	add("inet:localhost:" + doorPorts[d])
+	add("unix:listgate/" + string(d))
+	add("unix:" + filepath.Join(queueDir, "listgate", string(d)))
+	return out
+}
+
+// Leftovers returns the parameters that only the other doors' setups set
+// when they point at listgate, for a switch to door: smtpd_milters (the
+// milter), smtpd_recipient_restrictions (the policy service),
+// relay_recipient_maps and transport_maps (the socketmap), and
+// virtual_alias_maps unless Recommend sets it. The parameters both setups
+// set (relay_domains), and the ones whose value is Postfix's default
+// (milter_default_action = tempfail, smtpd_reject_unlisted_recipient =
+// yes), are not among them.
+func Leftovers(lg Listgate, door Door, queueDir string) []Leftover {
+	var out []Leftover
+	if door != DoorMilter {
+		var pats []string
+		for _, n := range lg.names(DoorMilter, queueDir) {
+			pats = append(pats, shLiteral(n))
+		}
+		out = append(out, Leftover{"smtpd_milters", pats, "listgate's milter"})
+	}
+	if door != DoorPolicy {
+		var pats []string
+		for _, n := range lg.names(DoorPolicy, queueDir) {
+			pats = append(pats, shLiteral(n))
+		}
+		out = append(out, Leftover{"smtpd_recipient_restrictions", pats, "listgate's check_policy_service"})
+	}
+	if door != DoorSocketmap {
+		maps := []string{"recipients", "transport"}
+		if lg.Socketmap.Network == "" {
+			maps = append(maps, "aliases")
+		}
+		for _, m := range maps {
+			var pats []string
+			if ep := lg.Socketmap; ep.Network != "" {
+				pats = append(pats, shLiteral(lg.SocketmapTable(queueDir, m)), shLiteral("socketmap:"+ep.String()+":"+m))
+			}
+			pats = append(pats, "socketmap:inet:127.*:"+m, "socketmap:inet:localhost:*:"+m,
+				"socketmap:inet:[[]::1]:*:"+m, "socketmap:unix:*listgate*:"+m)
+			out = append(out, Leftover{socketmapParamFor[m], pats, "listgate's socketmap " + m + " map"})
+		}
+	}
+	return out
+}
+
+// socketmapParamFor is the parameter each map of listgate's socketmap is
+// for (the inverse of socketmapParams).
+var socketmapParamFor = map[string]string{"domains": "relay_domains", "recipients": "relay_recipient_maps",
+	"transport": "transport_maps", "aliases": "virtual_alias_maps"}
+
+// shLiteral quotes s as an sh(1) pattern that matches s alone.
+func shLiteral(s string) string {
+	return strings.NewReplacer("[", "[[]", "*", "[*]", "?", "[?]").Replace(s)
+}
+
+// LeftoverFunc is the sh(1) function the commands of LeftoverCommand
+// call. It reads a parameter's value as main.cf sets it (postconf -nh),
+// splits it into entries at commas and spaces, and removes the parameter
+// (postconf -X: Postfix's default again) when every entry matches one of
+// listgate's, the word check_policy_service aside; when some do and some
+// do not, it removes nothing and says to edit the line by hand. Either
+// way it says so on stderr.
+const LeftoverFunc = `listgate_unset() { # PARAMETER PATTERN...
+	p=$1 ours=0 theirs=0
+	shift
+	set -f
+	for w in $(postconf -nh "$p" 2>/dev/null | tr , ' '); do
+		m=0
+		for pat in "$@"; do
+			case $w in $pat) m=1 ;; esac
+		done
+		if [ "$w" = check_policy_service ]; then :
+		elif [ $m = 1 ]; then ours=$((ours + 1))
+		else theirs=$((theirs + 1))
+		fi
+	done
+	set +f
+	if [ $ours -gt 0 ] && [ $theirs = 0 ]; then
+		postconf -X "$p"
+		echo "listgate: removed $p (another door's, naming listgate alone)" >&2
+	elif [ $ours -gt 0 ]; then
+		echo "listgate: $p names listgate's and other entries: remove listgate's by hand" >&2
+	fi
+}`
+
+// Command returns the sh(1) command that removes l from main.cf when it
+// names listgate's entries alone (LeftoverFunc must precede it).
+func (l Leftover) Command() string {
+	var b strings.Builder
+	b.WriteString("listgate_unset " + l.Name)
+	for i, p := range l.Entries {
+		if i%3 == 0 {
+			b.WriteString(" \\\n\t")
+		} else {
+			b.WriteString(" ")
+		}
+		b.WriteString(shellQuote(p))
+	}
+	return b.String()
+}
+
+// RolesNote says, as comment text, what postmaster@ and abuse@ of lg's
+// domains need when their domain files name where they go but door's
+// settings cannot send them there: Postfix's virtual_alias_maps must
+// rewrite them, from lg's socketmap aliases map, and lg's socketmap door
+// is off. "" when there is nothing to say.
+func RolesNote(lg Listgate, door Door) string {
+	if lg.Socketmap.Network != "" || door == DoorSocketmap {
+		return ""
+	}
+	var addrs, entries []string
+	for _, r := range lg.Roles {
+		if r.Target != "" {
+			addrs = append(addrs, r.Addr)
+			entries = append(entries, "  "+r.Addr+" "+r.Target)
+		}
+	}
+	if len(addrs) == 0 {
+		return ""
+	}
+	return "postmaster@ and abuse@: the domain files send " + strings.Join(addrs, ", ") +
+		" elsewhere, and Postfix's virtual_alias_maps must rewrite them there. That needs listgate's socketmap aliases map, and its socketmap door is off: run listgate with --socketmap (e.g. inet:127.0.0.1:8027) and give this command the same, or add your own virtual_alias_maps entries:\n" +
+		strings.Join(entries, "\n") + "\nWithout either, Postfix accepts them and listgate's LMTP tempfails them until Postfix bounces them (--check notes it)."
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/lists"
@@ -225,16 +226,22 @@ func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, door postconf.Do
 	}
 	var b strings.Builder
 	comment := func(text string) {
-		b.WriteString(strings.ReplaceAll("# "+strings.ReplaceAll(text, "\n", "\n# ")+"\n", "# \n", "#\n"))
+		for _, line := range strings.Split(wrap(text, commentWidth-2), "\n") {
+			b.WriteString(strings.TrimRight("# "+line, " ") + "\n")
+		}
 	}
-	newDomain := "A list in a new domain needs relay_domains updated and\n\"postfix reload\"."
+	newDomain := "A list in a new domain needs relay_domains updated and \"postfix reload\"."
 	if door == postconf.DoorSocketmap {
-		newDomain = "Nor does a list in a new domain, nor the removal of a domain's last list:\nPostfix asks listgate's socketmap which domains it serves."
+		newDomain = "Nor does a list in a new domain, nor the removal of a domain's last list: Postfix asks listgate's socketmap which domains it serves."
 	}
-	comment(fmt.Sprintf("listgate: %s, written by \"listgate postfix --door %s\" for\n  listgate serve %s --max-message-size %d\n"+
-		"(%d lists in %d domains).\n\n%s\nThen check with \"listgate postfix --check\" and run \"postfix reload\".\ndocs/postfix.md explains every setting.\n\n"+
-		"A new list in one of these domains needs no change here: listgate serves\nits file at once (a Mailman list at its next poll). %s\n\n%s",
-		what, door, flags, lg.MaxMessageSize, len(lg.Lists), len(lg.Domains), how, newDomain, postconf.SocketNote(lg, f.queueDir)))
+	header := fmt.Sprintf("listgate: %s,\nwritten by \"listgate postfix --door %s\" for\n  listgate serve %s --max-message-size %d\n"+
+		"(%s in %s).\n\n%s\nThen check with \"listgate postfix --check\" and run \"postfix reload\".\ndocs/postfix.md explains every setting.\n\n"+
+		"A new list in one of these domains needs no change here: listgate serves its file at once (a Mailman list at its next poll). %s\n\n%s",
+		what, door, flags, lg.MaxMessageSize, plural(len(lg.Lists), "list"), plural(len(lg.Domains), "domain"), how, newDomain, postconf.SocketNote(lg, f.queueDir))
+	if note := postconf.RolesNote(lg, door); note != "" {
+		header += "\n\n" + note
+	}
+	comment(header)
 	for _, s := range postconf.Recommend(lg, door, f.queueDir, d) {
 		b.WriteString("\n")
 		comment(s.Why)
@@ -244,8 +251,58 @@ func (f *postfixFlags) print(w io.Writer, lg postconf.Listgate, door postconf.Do
 			b.WriteString(s.Line() + "\n")
 		}
 	}
+	if lo := postconf.Leftovers(lg, door, f.queueDir); len(lo) > 0 {
+		b.WriteString("\n")
+		var names []string
+		for _, l := range lo {
+			names = append(names, fmt.Sprintf("  %s: %s", l.Name, l.What))
+		}
+		switchText := "Switching doors: these parameters belong to another door's setup. Where one names nothing but listgate's, delete its line (Postfix's default then applies); where it names your own tables or services too, delete only listgate's entry:\n" +
+			strings.Join(names, "\n") + "\nlistgate postfix --postconf does it (postconf -X)."
+		if f.postconf {
+			switchText = "Switching doors: parameters that only another door's setup sets, left by an earlier \"listgate postfix --door ...\". listgate_unset removes each (postconf -X: Postfix's default again) where it names nothing but listgate's:\n" +
+				strings.Join(names, "\n") + "\nWhere one names your own tables or services too, it removes nothing and says so: delete listgate's entry by hand."
+		}
+		comment(switchText)
+		if f.postconf {
+			b.WriteString(postconf.LeftoverFunc + "\n")
+			for _, l := range lo {
+				b.WriteString(l.Command() + "\n")
+			}
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// commentWidth is the widest line of the comments listgate postfix
+// prints, "# " included (main.cf lines break at 78 too).
+const commentWidth = 78
+
+// wrap breaks each line of text longer than width characters at its last
+// space that fits, leaving indented lines (commands to copy) whole.
+func wrap(text string, width int) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for utf8.RuneCountInString(line) > width && !strings.HasPrefix(line, "  ") {
+			cut := -1
+			for i, r := range line {
+				if utf8.RuneCountInString(line[:i]) > width {
+					break
+				}
+				if r == ' ' {
+					cut = i
+				}
+			}
+			if cut <= 0 {
+				break // one long word: left whole
+			}
+			out = append(out, line[:cut])
+			line = line[cut+1:]
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 // readConfig reads the configuration --check judges: FILE, stdin ("-"),

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/listgate/listgate/internal/postfixtest"
 	"github.com/listgate/listgate/postconf"
@@ -361,17 +362,8 @@ func TestPostfixPostconfCommands(t *testing.T) {
 			if st != 0 {
 				t.Fatalf("exit %d: %s", st, errOut)
 			}
-			for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
-				if line != "" && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "postconf -e '") {
-					t.Errorf("neither a comment nor a postconf -e command: %s", line)
-				}
-			}
-			sh := exec.Command("sh", "-e")
-			sh.Stdin = strings.NewReader(script)
-			sh.Env = append(os.Environ(), "MAIL_CONFIG="+dir, "PATH="+filepath.Dir(postconfPath)+":"+os.Getenv("PATH"))
-			if out, err := sh.CombinedOutput(); err != nil {
-				t.Fatalf("sh: %v\n%s", err, out)
-			}
+			checkScript(t, script)
+			runScript(t, postconfPath, dir, script)
 			b, err := os.ReadFile(mainCF)
 			if err != nil {
 				t.Fatal(err)
@@ -399,6 +391,132 @@ func TestPostfixPostconfCommands(t *testing.T) {
 	}
 }
 
+// checkScript fails the test unless every line of a --postconf script is
+// a comment, a postconf -e command, postconf.LeftoverFunc (once) or a
+// call of it.
+func checkScript(t *testing.T, script string) {
+	t.Helper()
+	if n := strings.Count(script, postconf.LeftoverFunc+"\n"); n != 1 {
+		t.Errorf("the script has listgate_unset's definition %d times, want once", n)
+	}
+	cont := false
+	for _, line := range strings.Split(strings.TrimSpace(strings.Replace(script, postconf.LeftoverFunc, "", 1)), "\n") {
+		if line != "" && !cont && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "postconf -e '") && !strings.HasPrefix(line, "listgate_unset ") {
+			t.Errorf("neither a comment nor a postconf -e command nor listgate_unset: %s", line)
+		}
+		cont = strings.HasSuffix(line, "\\")
+	}
+}
+
+// runScript runs a --postconf script with sh -e against the Postfix
+// configuration directory dir, and returns what it says on stderr.
+func runScript(t *testing.T, postconfPath, dir, script string) string {
+	t.Helper()
+	sh := exec.Command("sh", "-e")
+	sh.Stdin = strings.NewReader(script)
+	sh.Env = append(os.Environ(), "MAIL_CONFIG="+dir, "PATH="+filepath.Dir(postconfPath)+":"+os.Getenv("PATH"))
+	var stderr bytes.Buffer
+	sh.Stderr = &stderr
+	if out, err := sh.Output(); err != nil {
+		t.Fatalf("sh: %v\n%s%s", err, out, stderr.String())
+	}
+	return stderr.String()
+}
+
+// TestPostfixSwitchDoors: the --postconf commands of one door, run after
+// another door's (or over main.cf lines an admin wrote), remove the
+// parameters only the other door's setup sets where they name listgate
+// alone, leave the admin's own tables and services alone, and name the
+// ones that mix both; the result passes --check for the new door.
+func TestPostfixSwitchDoors(t *testing.T) {
+	postconfPath := needPostconf(t)
+	base, err := os.ReadFile(filepath.Join("testdata", "postconf", "stock-debian.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	milter := []string{"--door", "milter"}
+	policy := []string{"--door", "policy", "--policy", "inet:127.0.0.1:8026"}
+	socketmap := []string{"--door", "socketmap", "--socketmap", "inet:127.0.0.1:8027"}
+	for _, tc := range []struct {
+		name     string
+		from     []string          // the door set up first, or nil
+		extra    string            // main.cf lines added before the switch
+		to       []string          // the door switched to
+		gone     []string          // parameters removed
+		kept     map[string]string // parameters left as they were
+		says     string            // on stderr ("" for nothing)
+		checkArg []string          // --check's flags, if not to's
+	}{
+		{name: "socketmap to policy", from: socketmap, to: policy,
+			gone: []string{"relay_recipient_maps", "transport_maps", "virtual_alias_maps"}, says: "listgate: removed relay_recipient_maps"},
+		{name: "socketmap to milter, socketmap door still on", from: socketmap, to: append(slices.Clone(milter), "--socketmap", "inet:127.0.0.1:8027"),
+			gone: []string{"relay_recipient_maps", "transport_maps"},
+			kept: map[string]string{"virtual_alias_maps": "socketmap:inet:127.0.0.1:8027:aliases"}},
+		{name: "milter to socketmap", from: milter, to: socketmap, gone: []string{"smtpd_milters"}},
+		{name: "policy to milter", from: policy, to: milter, gone: []string{"smtpd_recipient_restrictions"}},
+		{name: "policy to socketmap", from: policy, to: socketmap, gone: []string{"smtpd_recipient_restrictions"}},
+		{name: "socketmap at another port to milter", to: milter,
+			extra: "relay_recipient_maps = socketmap:inet:127.0.0.1:18027:recipients\ntransport_maps = socketmap:inet:localhost:18027:transport\nvirtual_alias_maps = socketmap:unix:/run/listgate/socketmap:aliases\n",
+			gone:  []string{"relay_recipient_maps", "transport_maps", "virtual_alias_maps"}},
+		{name: "the admin's own", to: milter,
+			extra: "relay_recipient_maps = hash:/etc/postfix/relay_recipients\ntransport_maps = socketmap:inet:192.0.2.7:8027:transport\n" +
+				"smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:10023\nvirtual_alias_maps = socketmap:unix:/run/other/socketmap:aliases\n",
+			kept: map[string]string{"relay_recipient_maps": "hash:/etc/postfix/relay_recipients", "transport_maps": "socketmap:inet:192.0.2.7:8027:transport",
+				"smtpd_recipient_restrictions": "check_policy_service inet:127.0.0.1:10023", "virtual_alias_maps": "socketmap:unix:/run/other/socketmap:aliases"},
+			checkArg: []string{}},
+		{name: "mixed", to: policy,
+			extra: "smtpd_milters = inet:127.0.0.1:11332, inet:127.0.0.1:8025\nvirtual_alias_maps = hash:/etc/postfix/virtual socketmap:inet:127.0.0.1:8027:aliases\n",
+			kept: map[string]string{"smtpd_milters": "inet:127.0.0.1:11332, inet:127.0.0.1:8025",
+				"virtual_alias_maps": "hash:/etc/postfix/virtual socketmap:inet:127.0.0.1:8027:aliases"},
+			says: "listgate: smtpd_milters names listgate's and other entries: remove listgate's by hand", checkArg: []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // postconf -e waits for a young main.cf to settle
+			dir := t.TempDir()
+			writeConfig(t, dir, "main.cf", string(base)+tc.extra)
+			writeConfig(t, dir, "master.cf", "smtp      inet  n       -       y       -       -       smtpd\n")
+			script := func(args []string) string {
+				st, script, errOut := runCmd(t, "", append(append([]string{"postfix", "--lists", postconfLists}, args...), "--postconf")...)
+				if st != 0 {
+					t.Fatalf("exit %d: %s", st, errOut)
+				}
+				checkScript(t, script)
+				return script
+			}
+			if tc.from != nil {
+				runScript(t, postconfPath, dir, script(tc.from))
+			}
+			said := runScript(t, postconfPath, dir, script(tc.to))
+			if tc.says != "" && !strings.Contains(said, tc.says) || tc.says == "" && len(tc.gone) == 0 && said != "" {
+				t.Errorf("the script says %q, want %q", said, tc.says)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "main.cf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := mainCFValues(t, string(b), "main.cf")
+			for _, p := range tc.gone {
+				if v, ok := got[p]; ok {
+					t.Errorf("%s = %q left in main.cf", p, v)
+				}
+			}
+			for p, want := range tc.kept {
+				if got[p] != want {
+					t.Errorf("%s = %q, want %q kept", p, got[p], want)
+				}
+			}
+			if tc.checkArg != nil {
+				return // the admin's tables are not there to judge
+			}
+			writeConfig(t, dir, "main.cf", string(b))
+			args := append([]string{"postfix", "--lists", postconfLists}, withoutDoor(tc.to)...)
+			if st, out, errOut := runCmd(t, "", append(args, "--check", filepath.Join(dir, "main.cf"))...); st != 0 {
+				t.Errorf("--check after the switch: exit %d\n%s%s\n%s", st, out, errOut, b)
+			}
+		})
+	}
+}
+
 // writeConfig writes a file of a Postfix configuration directory, dated a
 // minute ago: Postfix rereads a main.cf younger than a second until it
 // settles, 300 ms at a time.
@@ -411,5 +529,78 @@ func writeConfig(t *testing.T, dir, name, text string) {
 	old := time.Now().Add(-time.Minute)
 	if err := os.Chtimes(path, old, old); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPostfixComments: every comment line listgate postfix prints fits
+// in 78 columns, but for indented ones (commands and entries to copy,
+// left whole); with postmaster@ sent elsewhere by a domain file and the
+// socketmap door off, the milter and policy lines say what that needs
+// and pass --check with a note, no finding.
+func TestPostfixComments(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string // in the comments
+		note string   // in --check's output
+	}{
+		{name: "milter", args: []string{"--lists", postconfLists}},
+		{name: "milter unix", args: []string{"--lists", postconfLists, "--unix"}},
+		{name: "milter outside the queue directory", args: []string{"--lists", postconfLists, "--milter", "unix:/run/listgate/milter", "--lmtp", "unix:/run/listgate/lmtp"}},
+		{name: "policy", args: []string{"--lists", postconfLists, "--door", "policy", "--policy", "inet:127.0.0.1:8026"}},
+		{name: "socketmap", args: []string{"--lists", postconfLists, "--door", "socketmap", "--socketmap", "inet:127.0.0.1:8027"},
+			want: []string{"# file at once (a Mailman list at its next poll). Nor does a list in a new\n# domain, nor the removal of a domain's last list: Postfix asks listgate's\n"}},
+		{name: "postmaster milter", args: []string{"--lists", filepath.Join("testdata", "postconf", "lists-postmaster")},
+			want: []string{"# door is off: run listgate with --socketmap (e.g. inet:127.0.0.1:8027) and\n# give this command the same, or add your own virtual_alias_maps entries:\n#   postmaster@example.org hostmaster@example.net\n#   abuse@example.org abuse@example.net\n"},
+			note: "note: virtual_alias_maps does not rewrite postmaster@example.org"},
+		{name: "postmaster policy", args: []string{"--lists", filepath.Join("testdata", "postconf", "lists-postmaster"), "--door", "policy", "--policy", "inet:127.0.0.1:8026", "--milter="},
+			want: []string{"#   postmaster@example.org hostmaster@example.net\n"},
+			note: "note: virtual_alias_maps does not rewrite postmaster@example.org"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, mode := range []string{"", "--postconf"} {
+				args := append([]string{"postfix", "--postconf-command", noPostconf}, tc.args...)
+				if mode != "" {
+					args = append(args, mode)
+				}
+				st, out, errOut := runCmd(t, "", args...)
+				if st != 0 {
+					t.Fatalf("exit %d: %s", st, errOut)
+				}
+				for _, line := range strings.Split(out, "\n") {
+					if strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "#   ") && utf8.RuneCountInString(line) > 78 {
+						t.Errorf("%s: a comment line of %d columns: %s", mode, utf8.RuneCountInString(line), line)
+					}
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(out, w) {
+						t.Errorf("%s: no %q in:\n%s", mode, w, out)
+					}
+				}
+				if mode != "" {
+					continue
+				}
+				// The lines alone, merged into Debian's main.cf: clean.
+				base, err := os.ReadFile(filepath.Join("testdata", "postconf", "stock-debian.txt"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := mainCFValues(t, out, "output")
+				debian, err := postconf.Parse(string(base), "stock-debian.txt")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var merged []string
+				for _, p := range debian.Main {
+					if _, ok := got[p.Name]; !ok {
+						merged = append(merged, p.Name+" = "+p.Value+"\n")
+					}
+				}
+				st, checkOut, errOut := runCmd(t, strings.Join(merged, "")+out, append(append(args, "--check"), "-")...)
+				if st != 0 || !strings.HasPrefix(checkOut, "ok: stdin") || !strings.Contains(checkOut, tc.note) {
+					t.Errorf("--check of the lines: exit %d, want 0 and %q\n%s%s", st, tc.note, checkOut, errOut)
+				}
+			}
+		})
 	}
 }
