@@ -82,13 +82,20 @@ func newDeadlines(nc net.Conn, timeout time.Duration, rate int64, maxHold int, o
 
 // begin starts the wait for a command line: go-smtp calls SetReadDeadline
 // right before it reads one.
+//
+// go-smtp calls it for every command line, also for lines it already
+// holds in its own buffer: when a BDAT line came in the same packet as
+// the commands before it, the chunk's bytes are still to come (d.chunk >
+// 0) when go-smtp asks for the BDAT line, and what it reads next is the
+// chunk. Then the wait is for message bytes, which earn time at the data
+// rate and are never held back.
 func (d *deadlines) begin() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {
 		return nil
 	}
-	d.awaiting, d.start, d.passed = true, time.Now(), 0
+	d.awaiting, d.start, d.passed = d.chunk == 0, time.Now(), 0
 	d.deadline = time.Time{}
 	if d.timeout > 0 {
 		d.deadline = d.start.Add(d.timeout)
@@ -252,8 +259,8 @@ func (d *deadlines) fail(err error) error {
 		return d.err
 	}
 	d.err = err
-	awaiting := d.awaiting
-	closeNow := !d.awaiting || d.partial
+	awaiting := d.awaiting && d.chunk == 0
+	closeNow := !awaiting || d.partial
 	d.r, d.w = 0, 0 // a partial command line is dropped
 	d.mu.Unlock()
 	if d.onTimeout != nil {

@@ -162,3 +162,35 @@ func TestReserveCache(t *testing.T) {
 		t.Errorf("RCPT within the TTL: %q", rr[0])
 	}
 }
+
+// TestReserveAfterDATA: a client that sends no SIZE= passes the RCPT
+// check with a size of 0; after DATA each copy is checked against the
+// reserve with the message's real size, on the cached reading that loses
+// each file delivered before it: the copies that fit get 250, the rest
+// 452 4.3.1, and the file system is never filled past the reserve.
+func TestReserveAfterDATA(t *testing.T) {
+	const MiB = 1 << 20
+	disk := &fakeDisk{sp: spool.Space{Size: 1 << 30, Inodes: 1 << 20}}
+	disk.set(10*MiB+MiB+MiB/2, 1<<19) // room above the reserve for one 1 MiB copy, not two
+	h := start(t, config{spool: func(o *spool.Options) {
+		o.Reserve, o.Statfs, o.SpaceTTL = spool.Reserve{Bytes: 10 * MiB}, disk.statfs, time.Hour
+	}})
+	rcpts := []string{"mylist@example.com", "mylist-owner@example.com", "mylist-request@example.com"}
+	body := message("Subject: no SIZE=\n\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n", MiB/64))
+	rr, dr := transact(t, h.client(), "anne@example.org", nil, rcpts, body)
+	if strings.Join(rr, "|") != "||" {
+		t.Fatalf("RCPT replies %q: without SIZE= every recipient passes RCPT", rr)
+	}
+	want := map[string]string{rcpts[0]: ok(rcpts[0]), rcpts[1]: "452 4.3.1 ", rcpts[2]: "452 4.3.1 "}
+	for _, r := range rcpts {
+		if !strings.HasPrefix(dr[r], want[r]) {
+			t.Errorf("%s after DATA: %q, want %q", r, dr[r], want[r])
+		}
+	}
+	if got := h.spoolFiles("new"); len(got) != 1 {
+		t.Errorf("spool holds %v, want the one copy that fit", got)
+	}
+	if n := h.metric("listgate_lmtp_deliveries_total", "result", "no-space"); n != 2 {
+		t.Errorf("deliveries_total{result=no-space} = %v, want 2", n)
+	}
+}

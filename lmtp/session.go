@@ -285,6 +285,19 @@ func (s *session) deliver(m *spool.Message, tx transaction, rc recipient, qid st
 		s.srv.m.deliveries.WithLabelValues(deliveryResult(o)).Inc()
 		return o
 	}
+	// A client that sent no SIZE= passed the reserve check at RCPT with
+	// a size of 0: each copy is checked now that the size is known (the
+	// cached reading loses each file delivered before it; a fresh one
+	// also counts the message's spill file, so this errs on the safe
+	// side). With SIZE= the RCPT check counted every copy already.
+	if tx.size == 0 {
+		if err := s.srv.spool.Room(m.Size(), 1); err != nil {
+			s.srv.m.deliveries.WithLabelValues(deliveryResult(reply.NoSpace)).Inc()
+			s.srv.log.Warn("not delivered: the spool is below its reserve", "door", "lmtp", "rcpt", rc.rcpt, "list", rc.v.List,
+				"kind", string(rc.v.Kind), "lmtp_id", tx.id, "queue_id", qid, "result", deliveryResult(reply.NoSpace), "err", err)
+			return reply.NoSpace
+		}
+	}
 	path, err := s.srv.spool.Deliver(m, spool.Envelope{
 		Sender: tx.from, Rcpt: rc.rcpt,
 		Domain: rc.v.Domain, Local: rc.v.Local, Kind: string(rc.v.Kind),

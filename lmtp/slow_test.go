@@ -280,3 +280,42 @@ func TestConnectionLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestBDATPipelinedSlow: a BDAT line sent in the same packet as MAIL and
+// RCPT starts a message like any other: its chunk earns time at
+// MinDataRate (go-smtp asks for the BDAT line from its own buffer, which
+// must not restart a command wait), and a chunk that stalls ends the
+// connection with no reply — never go-smtp's permanent 554 for a read
+// that timed out.
+func TestBDATPipelinedSlow(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	h := start(t, config{options: func(o *Options) { o.ReadTimeout = timeout; o.MinDataRate = 100 }})
+	chunk := "Subject: pipelined\r\n\r\n" + strings.Repeat("line of forty bytes, give or take.....\r\n", 12)
+	pipelined := fmt.Sprintf("MAIL FROM:<anne@example.org>\r\nRCPT TO:<mylist@example.com>\r\nBDAT %d LAST\r\n", len(chunk))
+
+	// 40 bytes every 100 ms: four times the minimum rate, for 1.2 s, four
+	// times the timeout.
+	r := h.lhlo()
+	r.write(pipelined)
+	at := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	for i := 0; i < len(chunk); i += 40 {
+		<-tick.C
+		r.write(chunk[i:min(i+40, len(chunk))])
+	}
+	tick.Stop()
+	for _, want := range []string{"250 ", "250 ", ok("mylist@example.com")} {
+		if got := r.reply(); !strings.HasPrefix(got, want) {
+			t.Fatalf("pipelined BDAT at 4× the minimum rate, after %v: %q, want %q", time.Since(at), got, want)
+		}
+	}
+
+	// A chunk that stalls: closed, no 554.
+	r = h.lhlo()
+	r.write(pipelined)
+	r.write(chunk[:40])
+	got, closed := readAll(r.c, 5*time.Second)
+	if !closed || strings.Contains(got, "554") || strings.Count(got, "250 ") != 2 || strings.Count(got, "\r\n") != 2 {
+		t.Errorf("a stalled pipelined chunk: read %q, closed %v; want the two 250s and the connection closed", got, closed)
+	}
+}
