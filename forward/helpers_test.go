@@ -36,19 +36,20 @@ type got struct {
 // transaction after DATA as script says: 250, or the *smtp.SMTPError
 // returned. It records every transaction, whatever its answer.
 type hopServer struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	srv  *smtp.Server
 
 	mu     sync.Mutex
 	script func(n int, g got) *smtp.SMTPError // n counts transactions from 0
 	hold   chan struct{}                      // if set, DATA waits for it to close
+	forget bool                               // keep no data, only the count (benchmarks)
 	all    []got
 }
 
 // startHop starts an LMTP next hop on 127.0.0.1:0 that answers 250 unless
 // script says otherwise (nil script: always 250).
-func startHop(t *testing.T, script func(n int, g got) *smtp.SMTPError) *hopServer {
+func startHop(t testing.TB, script func(n int, g got) *smtp.SMTPError) *hopServer {
 	t.Helper()
 	h := &hopServer{t: t, script: script}
 	h.srv = smtp.NewServer(h)
@@ -122,6 +123,9 @@ func (s *hopSession) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	}
 	g := got{from: s.from, rcpt: s.rcpt, data: string(b), reply: 250}
 	h.mu.Lock()
+	if h.forget {
+		g.data = ""
+	}
 	var e *smtp.SMTPError
 	if h.script != nil {
 		e = h.script(len(h.all), g)
@@ -141,7 +145,7 @@ func (s *hopSession) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 
 // env is a spool, a lists directory and a forwarder over them.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	root  string // the spool
 	dir   string // the lists directory
 	sp    *spool.Spool
@@ -155,7 +159,7 @@ type env struct {
 
 // newEnv makes a lists directory with files, a spool and a forwarder,
 // started, with short backoffs; adjust changes the options first.
-func newEnv(t *testing.T, files map[string]string, adjust func(*Options)) *env {
+func newEnv(t testing.TB, files map[string]string, adjust func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, root: t.TempDir(), dir: t.TempDir(), log: new(testutil.SyncBuffer), reg: prometheus.NewRegistry()}
 	for name, content := range files {

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// benchCase is one load: message payload size and parallel sessions.
+type benchCase struct {
+	size     int // octets of payload (smtp-source -l), headers not counted
+	sessions int
+}
+
+func (c benchCase) String() string {
+	return fmt.Sprintf("%d KiB, %d session%s", c.size>>10, c.sessions, plural(c.sessions))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// result is one run of one peer.
+type result struct {
+	msgs    int
+	elapsed time.Duration
+	cpu     time.Duration // the server's; -1 when not measured
+}
+
+func (r result) rate() float64 { return float64(r.msgs) / r.elapsed.Seconds() }
+
+// cpuPerMsg is in milliseconds; NaN when not measured.
+func (r result) cpuPerMsg() float64 {
+	if r.cpu < 0 {
+		return nan()
+	}
+	return float64(r.cpu) / float64(time.Millisecond) / float64(r.msgs)
+}
+
+// packages are the Debian packages the bench needs, by a file each
+// provides.
+var packages = []struct{ file, pkg string }{
+	{"/usr/sbin/smtp-source", "postfix"},
+	{"/usr/sbin/smtp-sink", "postfix"},
+	{"/usr/sbin/dovecot", "dovecot-core"},
+	{"/usr/lib/dovecot/lmtp", "dovecot-lmtpd"},
+}
+
+// install installs the missing packages with apt-get, forbidding every
+// service start while they are configured (policy-rc.d, as
+// .ci/mailman-deps does): the system's own Postfix and Dovecot are
+// neither started nor configured by the bench.
+func install(ctx context.Context, peers []string) error {
+	var missing []string
+	for _, p := range packages {
+		if strings.Contains(p.pkg, "dovecot") && !contains(peers, peerDovecot) {
+			continue
+		}
+		if _, err := os.Stat(p.file); err != nil && !contains(missing, p.pkg) {
+			missing = append(missing, p.pkg)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("missing %s: run as root, or install them (apt-get install %s)", strings.Join(missing, ", "), strings.Join(missing, " "))
+	}
+	const policy = "/usr/sbin/policy-rc.d"
+	if _, err := os.Stat(policy); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(policy, []byte("#!/bin/sh\n# listgate bench: no service starts during apt-get install\nexit 101\n"), 0o755); err != nil {
+			return err
+		}
+		defer os.Remove(policy)
+	}
+	log.Printf("installing %s (no service is started)", strings.Join(missing, " "))
+	for _, args := range [][]string{{"update"}, append([]string{"install", "-y", "--no-install-recommends"}, missing...)} {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s: %w\n%s", args[0], err, out)
+		}
+	}
+	return nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// moduleRoot is the directory of listgate's go.mod.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run the bench from listgate's source tree (go run ./bench)")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func run(ctx context.Context, cfg config, out io.Writer) error {
+	if cfg.install {
+		if err := install(ctx, cfg.peers); err != nil {
+			return err
+		}
+	}
+	src, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	root, err := os.MkdirTemp("", "listgate-bench-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		log.Printf("keeping %s", root)
+	} else {
+		defer os.RemoveAll(root)
+	}
+	// The unprivileged servers must reach their directories.
+	if err := os.Chmod(root, 0o755); err != nil {
+		return err
+	}
+	u, err := lookupUnprivileged()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(root, "listgate")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/listgate")
+	build.Dir = src
+	if b, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/listgate: %w\n%s", err, b)
+	}
+
+	servers := map[string]*server{}
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	for _, p := range cfg.peers {
+		var s *server
+		switch p {
+		case peerListgate:
+			s, err = startListgate(ctx, root, bin, u)
+		case peerDovecot:
+			s, err = startDovecot(ctx, root, u)
+		case peerSink:
+			s, err = startSink(ctx, root)
+		default:
+			continue
+		}
+		if s != nil && s.cmd.Process != nil {
+			servers[p] = s
+		}
+		if err != nil {
+			return err
+		}
+	}
+	bareDir := filepath.Join(root, "bare")
+
+	fmt.Fprintf(out, "%s\n\n", machine(root))
+	var cases []benchCase
+	for _, size := range cfg.sizes {
+		for _, n := range cfg.sessions {
+			cases = append(cases, benchCase{size: size, sessions: n})
+		}
+	}
+	runOne := func(p string, c benchCase, msgs int) (result, error) {
+		if p == peerBare {
+			return bareLoop(ctx, bareDir, c, msgs)
+		}
+		return drive(ctx, servers[p], c, msgs)
+	}
+	table := map[benchCase]map[string][]result{}
+	for _, c := range cases {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// One short run of each peer warms it up and sizes the runs:
+		// about cfg.duration each, the same count in every repetition.
+		counts := map[string]int{}
+		for _, p := range cfg.peers {
+			warm := roundUp(max(200, 40*c.sessions), c.sessions)
+			r, err := runOne(p, c, warm)
+			if err != nil {
+				return err
+			}
+			counts[p] = roundUp(max(warm, int(r.rate()*cfg.duration.Seconds())), c.sessions)
+		}
+		table[c] = map[string][]result{}
+		for rep := range cfg.reps {
+			// Rotate the order, so that no peer always runs first or
+			// right after the disk was busiest.
+			for i := range cfg.peers {
+				p := cfg.peers[(i+rep)%len(cfg.peers)]
+				r, err := runOne(p, c, counts[p])
+				if err != nil {
+					return fmt.Errorf("%s, repetition %d: %w", c, rep+1, err)
+				}
+				table[c][p] = append(table[c][p], r)
+				if cfg.verbose {
+					log.Printf("%s rep %d %-9s %6d msgs %6.2f s %8.0f msgs/s %5.2f ms CPU/msg", c, rep+1, p, r.msgs, r.elapsed.Seconds(), r.rate(), r.cpuPerMsg())
+				}
+			}
+		}
+	}
+	printTable(out, cfg, cases, table)
+	return nil
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// drive sends msgs messages to s with smtp-source over sessions parallel
+// LMTP connections, each reused for message after message (-d), one
+// recipient a message, and checks that s stored them all.
+func drive(ctx context.Context, s *server, c benchCase, msgs int) (result, error) {
+	syscall.Sync() // the previous run's writes and removals are not this one's
+	before, err := treeCPU(s.pid())
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %w", s.name, err)
+	}
+	cmd := exec.CommandContext(ctx, "/usr/sbin/smtp-source", "-L", "-d",
+		"-s", fmt.Sprint(c.sessions), "-m", fmt.Sprint(msgs), "-l", fmt.Sprint(c.size),
+		"-M", "client.test", "-f", benchSender, "-t", benchRcpt, "-S", "listgate bench", s.addr)
+	var outb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &outb, &outb
+	start := time.Now()
+	err = cmd.Run()
+	elapsed := time.Since(start)
+	if err != nil {
+		return result{}, fmt.Errorf("%s: smtp-source: %w\n%s", s.name, err, outb.Bytes())
+	}
+	after, err := treeCPU(s.pid())
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %w", s.name, err)
+	}
+	if s.stored != nil {
+		n, err := s.stored()
+		if err != nil {
+			return result{}, fmt.Errorf("%s: count stored: %w", s.name, err)
+		}
+		if n != msgs {
+			return result{}, fmt.Errorf("%s: %d messages stored after a run of %d (log %s)", s.name, n, msgs, s.log)
+		}
+		if err := s.clear(); err != nil {
+			return result{}, fmt.Errorf("%s: clear: %w", s.name, err)
+		}
+	}
+	return result{msgs: msgs, elapsed: elapsed, cpu: after - before}, nil
+}
+
+// machine describes where the bench runs, for the table's head.
+func machine(root string) string {
+	cpu := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	var uts syscall.Utsname
+	syscall.Uname(&uts)
+	kernel := utsString(uts.Release[:])
+	fsType := "?"
+	if b, err := exec.Command("stat", "-f", "-c", "%T", root).Output(); err == nil {
+		fsType = strings.TrimSpace(string(b))
+	}
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return fmt.Sprintf("machine: %d CPUs (%s), Linux %s, %s, files on %s (%s); load average at start %s; %s",
+		runtime.NumCPU(), cpu, kernel, runtime.Version(), root, fsType, load, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+func utsString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+// printTable prints one Markdown table: per case and peer, the median
+// rate, the median server CPU time per message, and the median of the
+// per-repetition ratios of the peer's rate to listgate's.
+func printTable(out io.Writer, cfg config, cases []benchCase, table map[benchCase]map[string][]result) {
+	fmt.Fprintf(out, "mode %s: %d repetitions per case, runs of about %s, one recipient a message; medians\n\n", cfg.mode, cfg.reps, cfg.duration)
+	fmt.Fprintln(out, "| case | server | msgs/s | (min–max) | server CPU ms/msg | ratio to listgate |")
+	fmt.Fprintln(out, "| --- | --- | ---: | ---: | ---: | ---: |")
+	for _, c := range cases {
+		lg := table[c][peerListgate]
+		for _, p := range cfg.peers {
+			rs := table[c][p]
+			var rates, cpus, ratios []float64
+			for i, r := range rs {
+				rates = append(rates, r.rate())
+				if v := r.cpuPerMsg(); v == v {
+					cpus = append(cpus, v)
+				}
+				ratios = append(ratios, r.rate()/lg[i].rate())
+			}
+			lo, hi := minMax(rates)
+			cpu := "—"
+			if len(cpus) > 0 {
+				cpu = fmt.Sprintf("%.2f", median(cpus))
+			}
+			ratio := "1"
+			if p != peerListgate {
+				ratio = fmt.Sprintf("%.2f", median(ratios))
+			}
+			fmt.Fprintf(out, "| %s | %s | %s | %s–%s | %s | %s |\n", c, describe(p), thousands(median(rates)), thousands(lo), thousands(hi), cpu, ratio)
+		}
+	}
+}
+
+func describe(p string) string {
+	switch p {
+	case peerListgate:
+		return "listgate (this tree)"
+	case peerDovecot:
+		return "Dovecot LMTP"
+	case peerSink:
+		return "smtp-sink (no storage)"
+	case peerBare:
+		return "bare durable loop"
+	}
+	return p
+}
+
+func minMax(xs []float64) (lo, hi float64) {
+	if len(xs) == 0 {
+		return nan(), nan()
+	}
+	lo, hi = xs[0], xs[0]
+	for _, x := range xs {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return lo, hi
+}
+
+// thousands formats a rate as a whole number with comma separators.
+func thousands(x float64) string {
+	if x != x {
+		return "—"
+	}
+	s := fmt.Sprintf("%.0f", x)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
