@@ -146,7 +146,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(root, "listgate")
+	bin := filepath.Join(root, "listgate.bin")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/listgate")
 	build.Dir = src
 	if b, err := build.CombinedOutput(); err != nil {
@@ -221,7 +221,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 				}
 				table[c][p] = append(table[c][p], r)
 				if cfg.verbose {
-					log.Printf("%s rep %d %-9s %6d msgs %6.2f s %8.0f msgs/s %5.2f ms CPU/msg", c, rep+1, p, r.msgs, r.elapsed.Seconds(), r.rate(), r.cpuPerMsg())
+					cpu := "—"
+					if v := r.cpuPerMsg(); v == v {
+						cpu = fmt.Sprintf("%.2f ms", v)
+					}
+					log.Printf("%s, rep %d: %-9s %6d msgs in %5.2f s: %6.0f msgs/s, server CPU %s/msg", c, rep+1, p, r.msgs, r.elapsed.Seconds(), r.rate(), cpu)
 				}
 			}
 		}
@@ -285,16 +289,34 @@ func machine(root string) string {
 	var uts syscall.Utsname
 	syscall.Uname(&uts)
 	kernel := utsString(uts.Release[:])
-	fsType := "?"
-	if b, err := exec.Command("stat", "-f", "-c", "%T", root).Output(); err == nil {
-		fsType = strings.TrimSpace(string(b))
-	}
+	fsType := fsTypeOf(root)
 	load := ""
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	return fmt.Sprintf("machine: %d CPUs (%s), Linux %s, %s, files on %s (%s); load average at start %s; %s",
 		runtime.NumCPU(), cpu, kernel, runtime.Version(), root, fsType, load, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+// fsTypeOf returns the type of the file system dir is on: that of the
+// longest mount point over it in /proc/self/mounts.
+func fsTypeOf(dir string) string {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return "?"
+	}
+	best, typ := "", "?"
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			continue
+		}
+		mp := f[1]
+		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best, typ = mp, f[0]+" "+f[2]
+		}
+	}
+	return typ
 }
 
 func utsString(b []int8) string {
