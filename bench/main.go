@@ -71,7 +71,7 @@ type config struct {
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mode := fs.String("mode", "quick", "quick (3 repetitions of about 2 s per run) or thorough (5 of at least 10 s)")
+	mode := fs.String("mode", "quick", "quick (3 repetitions of runs of about 2 s) or thorough (5 of about 10 s)")
 	reps := fs.Int("reps", 0, "repetitions of each case (0: the mode's)")
 	dur := fs.Duration("duration", 0, "aimed length of one run (0: the mode's)")
 	peers := fs.String("peers", "listgate,dovecot,smtp-sink,bare", "servers to run, comma-separated; listgate is always run (the ratios are to it)")

@@ -199,7 +199,8 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			return ctx.Err()
 		}
 		// One short run of each peer warms it up and sizes the runs:
-		// about cfg.duration each, the same count in every repetition.
+		// about cfg.duration each. A run that ends sooner makes the
+		// peer's later runs longer.
 		counts := map[string]int{}
 		for _, p := range cfg.peers {
 			warm := roundUp(max(200, 40*c.sessions), c.sessions)
@@ -220,6 +221,10 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 					return fmt.Errorf("%s, repetition %d: %w", c, rep+1, err)
 				}
 				table[c][p] = append(table[c][p], r)
+				if r.elapsed < cfg.duration {
+					// Faster than the warm-up: the next runs send more.
+					counts[p] = roundUp(int(float64(counts[p])*cfg.duration.Seconds()/r.elapsed.Seconds()*1.1), c.sessions)
+				}
 				if cfg.verbose {
 					cpu := "—"
 					if v := r.cpuPerMsg(); v == v {
