@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/listgate/listgate/internal/promreg"
 )
 
 // metrics are the forwarder's: a counter of attempts by next hop and
@@ -33,11 +35,7 @@ func newMetrics(f *Forwarder, reg prometheus.Registerer) *metrics {
 			"How long a next hop has been failing (temporary failures since its last answer); 0 when it is not.", []string{"next_hop"}, nil),
 	}
 	if reg != nil {
-		if err := reg.Register(m.messages); err != nil {
-			if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
-				m.messages = are.ExistingCollector.(*prometheus.CounterVec)
-			}
-		}
+		m.messages = promreg.Register(reg, m.messages)
 		reg.Register(m)
 	}
 	return m

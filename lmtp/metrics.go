@@ -1,11 +1,10 @@
 package lmtp
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/listgate/listgate/internal/connlimit"
+	"github.com/listgate/listgate/internal/promreg"
 	"github.com/listgate/listgate/reply"
 )
 
@@ -82,24 +81,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.rcpts = register(reg, m.rcpts)
-	m.deliveries = register(reg, m.deliveries)
-	m.connections = register(reg, m.connections)
-	m.refused = register(reg, m.refused)
-	m.timeouts = register(reg, m.timeouts)
-	m.panics = register(reg, m.panics)
+	m.rcpts = promreg.Register(reg, m.rcpts)
+	m.deliveries = promreg.Register(reg, m.deliveries)
+	m.connections = promreg.Register(reg, m.connections)
+	m.refused = promreg.Register(reg, m.refused)
+	m.timeouts = promreg.Register(reg, m.timeouts)
+	m.panics = promreg.Register(reg, m.panics)
 	return m
-}
-
-// register registers c with reg and returns the collector in use: c, or
-// the one registered before under the same name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if prev, ok := are.ExistingCollector.(C); ok {
-			return prev
-		}
-	}
-	return c
 }

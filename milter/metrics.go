@@ -1,11 +1,10 @@
 package milter
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/listgate/listgate/internal/connlimit"
+	"github.com/listgate/listgate/internal/promreg"
 	"github.com/listgate/listgate/reply"
 )
 
@@ -77,25 +76,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.rcpt = register(reg, m.rcpt)
-	m.messages = register(reg, m.messages)
-	m.connections = register(reg, m.connections)
-	m.panics = register(reg, m.panics)
-	m.protocolErrors = register(reg, m.protocolErrors)
-	m.refused = register(reg, m.refused)
-	m.idleClosed = register(reg, m.idleClosed)
+	m.rcpt = promreg.Register(reg, m.rcpt)
+	m.messages = promreg.Register(reg, m.messages)
+	m.connections = promreg.Register(reg, m.connections)
+	m.panics = promreg.Register(reg, m.panics)
+	m.protocolErrors = promreg.Register(reg, m.protocolErrors)
+	m.refused = promreg.Register(reg, m.refused)
+	m.idleClosed = promreg.Register(reg, m.idleClosed)
 	return m
-}
-
-// register registers c with reg and returns the collector in use: c, or
-// the one registered before under the same name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if prev, ok := are.ExistingCollector.(C); ok {
-			return prev
-		}
-	}
-	return c
 }

@@ -1,11 +1,10 @@
 package postfix
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/listgate/listgate/internal/connlimit"
+	"github.com/listgate/listgate/internal/promreg"
 	"github.com/listgate/listgate/reply"
 )
 
@@ -102,23 +101,10 @@ func newMetrics(door string, reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.requests = register(reg, m.requests)
-	m.connections = register(reg, m.connections)
-	m.panics = register(reg, m.panics)
-	m.protocolErrors = register(reg, m.protocolErrors)
-	m.refused = register(reg, m.refused)
+	m.requests = promreg.Register(reg, m.requests)
+	m.connections = promreg.Register(reg, m.connections)
+	m.panics = promreg.Register(reg, m.panics)
+	m.protocolErrors = promreg.Register(reg, m.protocolErrors)
+	m.refused = promreg.Register(reg, m.refused)
 	return m
-}
-
-// register registers c with reg and returns the collector in use: c, or
-// the one registered before under the same name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if prev, ok := are.ExistingCollector.(C); ok {
-			return prev
-		}
-	}
-	return c
 }
