@@ -27,8 +27,8 @@ func TestAliasPasses(t *testing.T) {
 	if act.Type != gomilter.ActionAccept {
 		t.Errorf("end of message: %v, want accept", act)
 	}
-	lines := ts.logs.lines("rcpt")
-	if len(lines) != 2 || lines[0].attrs["verdict"] != "alias" || lines[1].attrs["verdict"] != "unknown" {
+	lines := ts.logs.Lines("rcpt")
+	if len(lines) != 2 || lines[0].Attrs["verdict"] != "alias" || lines[1].Attrs["verdict"] != "unknown" {
 		t.Errorf("rcpt lines:\n%s", ts.logs)
 	}
 }

@@ -36,12 +36,12 @@ func TestNilLists(t *testing.T) {
 	if got := promtestutil.ToFloat64(ts.metrics.rcpt.WithLabelValues("error")); got != 3 {
 		t.Errorf(`listgate_milter_recipients_total{verdict="error"} = %v, want 3`, got)
 	}
-	if n := len(logs.level(slog.LevelWarn)); n != 1 {
+	if n := len(logs.AtLevel(slog.LevelWarn)); n != 1 {
 		t.Errorf("%d warnings, want the one of New:\n%s", n, logs)
 	}
-	for _, rec := range logs.lines("rcpt") {
-		if rec.attrs["verdict"] != "error" {
-			t.Errorf("rcpt line %v, want verdict=error", rec.attrs)
+	for _, rec := range logs.Lines("rcpt") {
+		if rec.Attrs["verdict"] != "error" {
+			t.Errorf("rcpt line %v, want verdict=error", rec.Attrs)
 		}
 	}
 }
@@ -63,11 +63,9 @@ func TestNilLogger(t *testing.T) {
 		t.Errorf("message: %v", act)
 	}
 	ts.shutdown(t)
-	def.mu.Lock()
-	defer def.mu.Unlock()
-	for _, rec := range def.recs {
-		if rec.attrs["door"] != "" {
-			t.Errorf("the door logged to slog.Default: %v %s %v", rec.level, rec.msg, rec.attrs)
+	for _, rec := range def.Records() {
+		if rec.Attrs["door"] != "" {
+			t.Errorf("the door logged to slog.Default: %v %s %v", rec.Level, rec.Msg, rec.Attrs)
 		}
 	}
 }
@@ -114,9 +112,9 @@ func TestLogLibraryWarnings(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("read %d bytes after an unknown command; want the connection closed", n)
 	}
-	warned := lib.lines("milter library")
-	if len(warned) != 1 || warned[0].level != slog.LevelWarn || warned[0].attrs["door"] != "milter" ||
-		warned[0].attrs["source"] != "go-milter" || !strings.Contains(warned[0].attrs["err"], "Unrecognized command code") {
+	warned := lib.Lines("milter library")
+	if len(warned) != 1 || warned[0].Level != slog.LevelWarn || warned[0].Attrs["door"] != "milter" ||
+		warned[0].Attrs["source"] != "go-milter" || !strings.Contains(warned[0].Attrs["err"], "Unrecognized command code") {
 		t.Errorf("library warnings logged: %s", lib)
 	}
 }

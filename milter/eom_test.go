@@ -338,7 +338,7 @@ func TestEndOfMessageLog(t *testing.T) {
 		macros.Set(gomilter.MacroQueueId, fmt.Sprintf("QID%d", m.body))
 		message(t, s, m.body)
 	}
-	logged := ts.logs.lines("message")
+	logged := ts.logs.Lines("message")
 	if len(logged) != 2 {
 		t.Fatalf("%d message log lines, want 2:\n%s", len(logged), ts.logs)
 	}
@@ -350,7 +350,7 @@ func TestEndOfMessageLog(t *testing.T) {
 			"bytes": fmt.Sprint(hdr + 1_000_001), "margin": fmt.Sprint(marginFor("mylist@example.com")), "limit": "1000000"},
 	} {
 		for k, v := range want {
-			if got := logged[i].attrs[k]; got != v {
+			if got := logged[i].Attrs[k]; got != v {
 				t.Errorf("message log line %d: %s=%q, want %q", i, k, got, v)
 			}
 		}

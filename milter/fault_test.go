@@ -78,17 +78,17 @@ func TestFault(t *testing.T) {
 
 			// A panic is an error line with its stack; no snapshot is
 			// a verdict, "error", like any other.
-			errs := ts.logs.level(slog.LevelError)
+			errs := ts.logs.AtLevel(slog.LevelError)
 			if len(errs) != int(tt.panics) {
 				t.Fatalf("%d error log lines, want %d:\n%s", len(errs), tt.panics, ts.logs)
 			}
 			for _, rec := range errs {
-				if rec.attrs["door"] != "milter" || rec.attrs["rcpt"] != "mylist@example.com" ||
-					!strings.Contains(rec.attrs["stack"], "milter.(*session).RcptTo") {
-					t.Errorf("error log line %v: want door, rcpt and a stack through RcptTo", rec.attrs)
+				if rec.Attrs["door"] != "milter" || rec.Attrs["rcpt"] != "mylist@example.com" ||
+					!strings.Contains(rec.Attrs["stack"], "milter.(*session).RcptTo") {
+					t.Errorf("error log line %v: want door, rcpt and a stack through RcptTo", rec.Attrs)
 				}
 			}
-			if got, want := len(ts.logs.lines("rcpt")), 3+int(tt.nils); got != want {
+			if got, want := len(ts.logs.Lines("rcpt")), 3+int(tt.nils); got != want {
 				t.Errorf("%d rcpt info lines, want %d (one per verdict given)", got, want)
 			}
 		})
@@ -175,7 +175,7 @@ func TestMalformedPackets(t *testing.T) {
 			}
 		})
 	}
-	if got := len(ts.logs.level(slog.LevelWarn)); got != len(tests) {
+	if got := len(ts.logs.AtLevel(slog.LevelWarn)); got != len(tests) {
 		t.Errorf("%d warnings logged, want %d:\n%s", got, len(tests), ts.logs)
 	}
 }
@@ -212,9 +212,9 @@ func TestFaultEndOfMessage(t *testing.T) {
 	if act, _ := message(t, s, 100); answer(act) != "accept" {
 		t.Errorf("next message: %v, want accept", act)
 	}
-	errs := logs.level(slog.LevelError)
-	if len(errs) != 1 || errs[0].attrs["command"] != "eom" ||
-		!strings.Contains(errs[0].attrs["stack"], "milter.(*session).EndOfMessage") {
+	errs := logs.AtLevel(slog.LevelError)
+	if len(errs) != 1 || errs[0].Attrs["command"] != "eom" ||
+		!strings.Contains(errs[0].Attrs["stack"], "milter.(*session).EndOfMessage") {
 		t.Errorf("error log lines: %v; want one, with a stack through EndOfMessage", errs)
 	}
 }

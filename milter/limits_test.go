@@ -39,7 +39,7 @@ func TestConnectionLimit(t *testing.T) {
 	if n := promtestutil.ToFloat64(ts.metrics.refused.WithLabelValues("max_connections")); n != 1 {
 		t.Errorf("refused = %v, want 1", n)
 	}
-	if l := ts.logs.lines("refusing a connection"); len(l) != 1 {
+	if l := ts.logs.Lines("refusing a connection"); len(l) != 1 {
 		t.Errorf("%d refusal log lines, want 1", len(l))
 	}
 	a.Close()
@@ -93,5 +93,5 @@ func TestIdleTimeout(t *testing.T) {
 	if n := promtestutil.ToFloat64(ts.metrics.idleClosed); n != 2 {
 		t.Errorf("idle closed = %v, want 2", n)
 	}
-	testutil.WaitFor(t, 5*time.Second, "two log lines", func() bool { return len(ts.logs.lines("closing an idle milter connection")) == 2 })
+	testutil.WaitFor(t, 5*time.Second, "two log lines", func() bool { return len(ts.logs.Lines("closing an idle milter connection")) == 2 })
 }

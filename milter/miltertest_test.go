@@ -178,12 +178,12 @@ func TestMiltertest(t *testing.T) {
 			}
 			runMiltertest(t, ts, steps)
 
-			logged := ts.logs.lines("rcpt")
+			logged := ts.logs.Lines("rcpt")
 			if len(logged) != len(cases) {
 				t.Fatalf("%d rcpt log lines, want %d:\n%s", len(logged), len(cases), ts.logs)
 			}
 			for i, c := range cases {
-				got := logged[i].attrs
+				got := logged[i].Attrs
 				if got["rcpt"] != "<"+c.Rcpt+">" && got["rcpt"] != c.Rcpt {
 					t.Errorf("log line %d: rcpt %q, want %q", i, got["rcpt"], c.Rcpt)
 				}
@@ -229,8 +229,8 @@ func TestMiltertestSize(t *testing.T) {
 	}
 	runMiltertest(t, ts, steps)
 	var verdicts []string
-	for _, rec := range ts.logs.lines("rcpt") {
-		verdicts = append(verdicts, rec.attrs["verdict"])
+	for _, rec := range ts.logs.Lines("rcpt") {
+		verdicts = append(verdicts, rec.Attrs["verdict"])
 	}
 	want := []lists.Status{lists.TooLarge, lists.TooLarge, lists.Accept, lists.Accept,
 		lists.Accept, lists.TooLarge, lists.NotServed, lists.Accept, lists.Accept, lists.Accept}

@@ -60,7 +60,7 @@ func TestCorpus(t *testing.T) {
 
 			// One info line per recipient, with the keys every door uses,
 			// the SMTP client's address and the envelope sender.
-			logged := ts.logs.lines("rcpt")
+			logged := ts.logs.Lines("rcpt")
 			if len(logged) != 2*len(cases) {
 				t.Fatalf("%d rcpt log lines, want %d:\n%s", len(logged), 2*len(cases), ts.logs)
 			}
@@ -70,11 +70,11 @@ func TestCorpus(t *testing.T) {
 					"verdict": c.Status.String(), "queue_id": "",
 					"client_addr": "192.0.2.1", "from": "sender@example.net"}
 				for k, v := range want {
-					if rec.attrs[k] != v {
-						t.Errorf("log line %d for %q: %s=%q, want %q", i, c.Rcpt, k, rec.attrs[k], v)
+					if rec.Attrs[k] != v {
+						t.Errorf("log line %d for %q: %s=%q, want %q", i, c.Rcpt, k, rec.Attrs[k], v)
 					}
 				}
-				if rec.attrs["verdict"] == "" {
+				if rec.Attrs["verdict"] == "" {
 					t.Errorf("log line %d: no verdict", i)
 				}
 			}
@@ -158,8 +158,8 @@ func TestQueueID(t *testing.T) {
 	mail(t, s, "")
 	macros.Set(gomilter.MacroQueueId, "4Xk2Lq0Zz9z1")
 	rcpt(t, s, "mylist@example.com")
-	logged := ts.logs.lines("rcpt")
-	if len(logged) != 1 || logged[0].attrs["queue_id"] != "4Xk2Lq0Zz9z1" {
+	logged := ts.logs.Lines("rcpt")
+	if len(logged) != 1 || logged[0].Attrs["queue_id"] != "4Xk2Lq0Zz9z1" {
 		t.Fatalf("log: %s; want one rcpt line with queue_id=4Xk2Lq0Zz9z1", ts.logs)
 	}
 }
@@ -233,7 +233,7 @@ func TestAcceptRetry(t *testing.T) {
 	if err := s.Abort(nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(logs.level(slog.LevelError)); n != 3 {
+	if n := len(logs.AtLevel(slog.LevelError)); n != 3 {
 		t.Errorf("%d error lines, want one per failed Accept:\n%s", n, logs)
 	}
 	ts.shutdown(t)

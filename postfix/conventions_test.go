@@ -35,12 +35,12 @@ func TestNilLists(t *testing.T) {
 		if n := promtestutil.ToFloat64(h.core.m.requests.WithLabelValues("error")); n != 3 {
 			t.Errorf(`listgate_policy_requests_total{verdict="error"} = %v, want 3`, n)
 		}
-		for _, l := range h.logs.lines("rcpt") {
-			if l.attrs["verdict"] != "error" {
-				t.Errorf("rcpt line %v, want verdict=error", l.attrs)
+		for _, l := range h.logs.Lines("rcpt") {
+			if l.Attrs["verdict"] != "error" {
+				t.Errorf("rcpt line %v, want verdict=error", l.Attrs)
 			}
 		}
-		if n := len(h.logs.level(slog.LevelWarn)); n != 1 {
+		if n := len(h.logs.AtLevel(slog.LevelWarn)); n != 1 {
 			t.Errorf("%d warnings, want the one of New:\n%s", n, h.logs)
 		}
 	})
@@ -61,7 +61,7 @@ func TestNilLists(t *testing.T) {
 				t.Errorf("%s %q: %q, want %q", tt.name, tt.key, got, tt.want)
 			}
 		}
-		if n := len(h.logs.level(slog.LevelWarn)); n != 1 {
+		if n := len(h.logs.AtLevel(slog.LevelWarn)); n != 1 {
 			t.Errorf("%d warnings, want the one of New:\n%s", n, h.logs)
 		}
 	})
@@ -83,11 +83,9 @@ func TestNilLogger(t *testing.T) {
 	m.dial().lookup("junk", "x")
 	p.stop()
 	m.stop()
-	def.mu.Lock()
-	defer def.mu.Unlock()
-	for _, rec := range def.recs {
-		if rec.attrs["door"] != "" {
-			t.Errorf("the door logged to slog.Default: %v %s %v", rec.level, rec.msg, rec.attrs)
+	for _, rec := range def.Records() {
+		if rec.Attrs["door"] != "" {
+			t.Errorf("the door logged to slog.Default: %v %s %v", rec.Level, rec.Msg, rec.Attrs)
 		}
 	}
 }
@@ -207,8 +205,8 @@ func TestPanic(t *testing.T) {
 		} else if got := c.ask(policyRequest("RCPT", "mylist@example.com", 0)); got != "DUNNO" {
 			t.Errorf("policy after the panic: %q", got)
 		}
-		errs := h.logs.level(slog.LevelError)
-		if len(errs) != 1 || !strings.Contains(errs[0].attrs["stack"], "panicky") || errs[0].attrs["err"] != "boom" {
+		errs := h.logs.AtLevel(slog.LevelError)
+		if len(errs) != 1 || !strings.Contains(errs[0].Attrs["stack"], "panicky") || errs[0].Attrs["err"] != "boom" {
 			t.Errorf("error lines: %s", h.logs)
 		}
 		if n := promtestutil.ToFloat64(h.core.m.panics); n != 1 {

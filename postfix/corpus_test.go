@@ -34,7 +34,7 @@ func TestPolicyCorpus(t *testing.T) {
 					t.Errorf("%s (line %d): action %q, want the corpus's %d %s", cc.Rcpt, cc.Line, got, cc.Code, cc.Enhanced)
 				}
 			}
-			if n := len(h.logs.lines("rcpt")); n != len(cases) {
+			if n := len(h.logs.Lines("rcpt")); n != len(cases) {
 				t.Errorf("%d rcpt log lines for %d requests", n, len(cases))
 			}
 		})

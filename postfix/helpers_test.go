@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/listgate/listgate/internal/corpus"
+	"github.com/listgate/listgate/internal/testutil"
 	"github.com/listgate/listgate/lists"
 	"github.com/listgate/listgate/postconf"
 )
@@ -310,62 +310,5 @@ func loadCorpus(t testing.TB) []corpus.Case {
 	return cases
 }
 
-// recorder is a slog.Handler that keeps every record, for assertions.
-type recorder struct {
-	mu   sync.Mutex
-	recs []record
-}
-
-// record is one log line: its level, message and attributes as text.
-type record struct {
-	level slog.Level
-	msg   string
-	attrs map[string]string
-}
-
-func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
-func (r *recorder) WithGroup(string) slog.Handler            { return r }
-
-func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
-	attrs := make(map[string]string)
-	rec.Attrs(func(a slog.Attr) bool {
-		attrs[a.Key] = a.Value.String()
-		return true
-	})
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, record{rec.Level, rec.Message, attrs})
-	return nil
-}
-
-// lines returns the records whose message is msg.
-func (r *recorder) lines(msg string) []record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []record
-	for _, rec := range r.recs {
-		if rec.msg == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-// level returns the records at level l.
-func (r *recorder) level(l slog.Level) []record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.DeleteFunc(slices.Clone(r.recs), func(rec record) bool { return rec.level != l })
-}
-
-// String formats every record, for failure messages.
-func (r *recorder) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var b strings.Builder
-	for _, rec := range r.recs {
-		fmt.Fprintf(&b, "%v %s %v\n", rec.level, rec.msg, rec.attrs)
-	}
-	return b.String()
-}
+// recorder keeps the door's log lines for assertions.
+type recorder = testutil.LogRecorder

@@ -38,7 +38,7 @@ func TestConnectionLimit(t *testing.T) {
 			if n := promtestutil.ToFloat64(h.core.m.refused.WithLabelValues("max_connections")); n != 1 {
 				t.Errorf("refused = %v, want 1", n)
 			}
-			if l := h.logs.lines("refusing a connection"); len(l) != 1 {
+			if l := h.logs.Lines("refusing a connection"); len(l) != 1 {
 				t.Errorf("%d refusal log lines, want 1", len(l))
 			}
 			a.nc.Close()

@@ -87,19 +87,19 @@ func TestPolicyLog(t *testing.T) {
 	h := start(t, config{})
 	c := h.dial()
 	c.ask(policyRequest("RCPT", "MyList+tag@Example.COM", 0, "queue_id=4jfSv46qk3z1SQbl"))
-	ls := h.logs.lines("rcpt")
+	ls := h.logs.Lines("rcpt")
 	if len(ls) != 1 {
 		t.Fatalf("%d rcpt lines:\n%s", len(ls), h.logs)
 	}
 	want := map[string]string{"door": "policy", "rcpt": "MyList+tag@Example.COM", "list": "mylist@example.com",
 		"verdict": "accept", "queue_id": "4jfSv46qk3z1SQbl", "client_addr": "192.0.2.1", "from": "anne@sender.example"}
 	for k, v := range want {
-		if ls[0].attrs[k] != v {
-			t.Errorf("rcpt line %s=%q, want %q", k, ls[0].attrs[k], v)
+		if ls[0].Attrs[k] != v {
+			t.Errorf("rcpt line %s=%q, want %q", k, ls[0].Attrs[k], v)
 		}
 	}
-	if ls[0].level != slog.LevelInfo {
-		t.Errorf("rcpt line at %v", ls[0].level)
+	if ls[0].Level != slog.LevelInfo {
+		t.Errorf("rcpt line at %v", ls[0].Level)
 	}
 }
 
@@ -119,7 +119,7 @@ func TestPolicyTooBig(t *testing.T) {
 	if got := h.dial().ask(policyRequest("RCPT", "nosuchlist@example.com", 0)); got != actUnknown {
 		t.Errorf("next connection: %q, want %q", got, actUnknown)
 	}
-	if n := len(h.logs.lines("malformed policy request; replying tempfail")); n != 1 {
+	if n := len(h.logs.Lines("malformed policy request; replying tempfail")); n != 1 {
 		t.Errorf("%d warnings:\n%s", n, h.logs)
 	}
 }
@@ -137,7 +137,7 @@ func TestPolicyCutOff(t *testing.T) {
 		t.Errorf("after a cut-off request: %v, want the connection closed", err)
 	}
 	testutil.WaitFor(t, 5*time.Second, "the warning", func() bool {
-		return len(h.logs.lines("policy request cut off; closing the connection")) == 1
+		return len(h.logs.Lines("policy request cut off; closing the connection")) == 1
 	})
 }
 

@@ -116,13 +116,13 @@ func TestSocketmapAlias(t *testing.T) {
 			t.Errorf("%s %q: %q, want %q", tt.name, tt.key, got, tt.want)
 		}
 	}
-	ls := h.logs.lines("rcpt")
+	ls := h.logs.Lines("rcpt")
 	var aliases int
 	for _, l := range ls {
-		if l.attrs["map"] == mapAliases {
+		if l.Attrs["map"] == mapAliases {
 			aliases++
-			if l.attrs["verdict"] != "alias" || l.attrs["target"] == "" {
-				t.Errorf("alias line %v", l.attrs)
+			if l.Attrs["verdict"] != "alias" || l.Attrs["target"] == "" {
+				t.Errorf("alias line %v", l.Attrs)
 			}
 		}
 	}
@@ -141,7 +141,7 @@ func TestSocketmapNoLMTP(t *testing.T) {
 			t.Errorf("transport %q: %q, want NOTFOUND", key, got)
 		}
 	}
-	if n := len(h.logs.lines("no LMTP endpoint: the transport map answers NOTFOUND to every key")); n != 1 {
+	if n := len(h.logs.Lines("no LMTP endpoint: the transport map answers NOTFOUND to every key")); n != 1 {
 		t.Errorf("%d warnings from New, want 1", n)
 	}
 }
@@ -178,11 +178,11 @@ func TestSocketmapMalformed(t *testing.T) {
 	}
 	// The log names the fault: a request with no key is malformed, not a
 	// lookup in an unknown map named "domains".
-	if l := h.logs.lines("malformed socketmap request: no space between a map name and a key; replying PERM"); len(l) != 1 ||
-		l[0].attrs["request"] != "domains" {
+	if l := h.logs.Lines("malformed socketmap request: no space between a map name and a key; replying PERM"); len(l) != 1 ||
+		l[0].Attrs["request"] != "domains" {
 		t.Errorf("log of the request without a key: %+v\n%s", l, h.logs)
 	}
-	if l := h.logs.lines("socketmap lookup in a map listgate does not serve; replying PERM"); len(l) != 1 || l[0].attrs["map"] != "virtual" {
+	if l := h.logs.Lines("socketmap lookup in a map listgate does not serve; replying PERM"); len(l) != 1 || l[0].Attrs["map"] != "virtual" {
 		t.Errorf("log of the unknown map: %+v\n%s", l, h.logs)
 	}
 	if n := promtestutil.ToFloat64(h.core.m.requests.WithLabelValues(mapOther, resultPerm)); n != 2 {
@@ -241,14 +241,14 @@ func TestSocketmapPipelined(t *testing.T) {
 func TestSocketmapLookupLog(t *testing.T) {
 	h := start(t, config{socketmap: true})
 	h.dial().lookup(mapRecipients, "MyList+tag@Example.COM")
-	testutil.WaitFor(t, 5*time.Second, "the lookup line", func() bool { return len(h.logs.lines("lookup")) == 1 })
-	l := h.logs.lines("lookup")[0]
-	if l.level != slog.LevelDebug || l.attrs["door"] != "socketmap" || l.attrs["map"] != mapRecipients ||
-		l.attrs["key"] != "MyList+tag@Example.COM" || l.attrs["answer"] != "OK mylist@example.com" {
-		t.Errorf("lookup line %v %v", l.level, l.attrs)
+	testutil.WaitFor(t, 5*time.Second, "the lookup line", func() bool { return len(h.logs.Lines("lookup")) == 1 })
+	l := h.logs.Lines("lookup")[0]
+	if l.Level != slog.LevelDebug || l.Attrs["door"] != "socketmap" || l.Attrs["map"] != mapRecipients ||
+		l.Attrs["key"] != "MyList+tag@Example.COM" || l.Attrs["answer"] != "OK mylist@example.com" {
+		t.Errorf("lookup line %v %v", l.Level, l.Attrs)
 	}
-	r := h.logs.lines("rcpt")
-	if len(r) != 1 || r[0].attrs["verdict"] != "accept" || r[0].attrs["list"] != "mylist@example.com" {
+	r := h.logs.Lines("rcpt")
+	if len(r) != 1 || r[0].Attrs["verdict"] != "accept" || r[0].Attrs["list"] != "mylist@example.com" {
 		t.Errorf("rcpt lines %v", r)
 	}
 }
@@ -361,13 +361,13 @@ func TestPolicyAlias(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tt.rcpt, got, tt.want)
 		}
 	}
-	ls := h.logs.lines("rcpt")
+	ls := h.logs.Lines("rcpt")
 	if len(ls) != len(tests) {
 		t.Fatalf("rcpt lines:\n%s", h.logs)
 	}
 	for i, tt := range tests {
-		if ls[i].attrs["verdict"] != tt.verdict {
-			t.Errorf("%s: logged verdict %q, want %q", tt.rcpt, ls[i].attrs["verdict"], tt.verdict)
+		if ls[i].Attrs["verdict"] != tt.verdict {
+			t.Errorf("%s: logged verdict %q, want %q", tt.rcpt, ls[i].Attrs["verdict"], tt.verdict)
 		}
 	}
 }
