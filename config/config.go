@@ -97,6 +97,14 @@ type Settings struct {
 	MailmanDomains         []string          // Mailman's domains, known before it first answers
 	MailmanUnreadyAfter    time.Duration     // Mailman unreached this long: /readyz 503; 0 never
 
+	// CanarySMTP is Postfix's own smtpd that the canary probes (key
+	// canary_smtp, package canary); a zero Endpoint means no canary.
+	CanarySMTP     postconf.Endpoint
+	CanaryInterval time.Duration // from one probe's start to the next's
+	CanaryTimeout  time.Duration // one probe, connect included
+	CanaryList     string        // the list address to probe; "" picks one
+	CanarySender   string        // MAIL FROM of a probe; "" is <>
+
 	// File is the config file these settings were read from, "" if none.
 	File string
 
@@ -143,6 +151,11 @@ var keys = []key{
 	{"mailman_lmtp", "", "next hop `address` of Mailman's lists (inet:host:port or unix:/path), instead of the LMTP runner Mailman's REST API names"},
 	{"mailman_domains", "", "Mailman's mail `domains`, comma-separated: served before Mailman first answers (with no cache), their unknown addresses tempfailing"},
 	{"mailman_unready_after", "10m", "Mailman not reached for this long (`duration`) makes /readyz answer 503 (listgate serves its last good lists meanwhile); 0: never"},
+	{"canary_smtp", "", "Postfix's own SMTP `address` (inet:host:port, e.g. inet:127.0.0.1:25) to probe every canary_interval: a list must be accepted at RCPT TO and a bogus address refused, else /readyz answers 503 (empty: no canary)"},
+	{"canary_interval", "1m", "time (`duration`) from one canary probe's start to the next's"},
+	{"canary_timeout", "45s", "longest (`duration`) one canary probe may take, connect included"},
+	{"canary_list", "", "list `address` the canary probes (default: the first list of the lists directory); the bogus address is in its domain"},
+	{"canary_sender", "", "MAIL FROM `address` of the canary's probes (default: the null sender <>)"},
 }
 
 func lookup(name string) (key, bool) {
@@ -339,8 +352,55 @@ func (s *Settings) set(name, v string) error {
 			}
 			s.RescanInterval = d
 		}
+	case "canary_smtp":
+		ep, _, err := postconf.ParseEndpoint(strings.TrimPrefix(flagName(name), "--"), v)
+		if err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), fmt.Sprintf("%s %q: ", flagName(name), v)))
+		}
+		s.CanarySMTP = ep
+	case "canary_interval", "canary_timeout":
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return errors.New("want a duration such as 30s or 1m")
+		case d <= 0:
+			return errors.New("must be positive")
+		case name == "canary_interval":
+			s.CanaryInterval = d
+		default:
+			s.CanaryTimeout = d
+		}
+	case "canary_list", "canary_sender":
+		if err := checkCanaryAddress(v, name == "canary_sender"); err != nil {
+			return err
+		}
+		if name == "canary_list" {
+			s.CanaryList = v
+		} else {
+			s.CanarySender = v
+		}
 	default:
 		return fmt.Errorf("unknown key %q", name)
+	}
+	return nil
+}
+
+// checkCanaryAddress vets an address the canary sends in MAIL FROM or
+// RCPT TO: empty, or local@domain with no blank, angle bracket or control
+// character (it goes between <> on one command line).
+func checkCanaryAddress(v string, sender bool) error {
+	if v == "" {
+		return nil
+	}
+	at := strings.LastIndexByte(v, '@')
+	switch {
+	case strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '<' || r == '>' }):
+		return errors.New("want an address without blanks, control characters or angle brackets")
+	case at <= 0 || at == len(v)-1:
+		if sender {
+			return errors.New("want local@domain (empty: the null sender <>)")
+		}
+		return errors.New("want local@domain")
 	}
 	return nil
 }
@@ -506,6 +566,11 @@ func (s *Settings) absPaths() error {
 			if err := abs(key, &e.Address); err != nil {
 				return err
 			}
+		}
+	}
+	if s.CanarySMTP.Network == "unix" {
+		if err := abs("canary_smtp", &s.CanarySMTP.Address); err != nil {
+			return err
 		}
 	}
 	return nil

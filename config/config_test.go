@@ -63,6 +63,11 @@ mailman_poll_interval = "2s"
 mailman_lmtp = "inet:127.0.0.1:8026"
 mailman_domains = ["example.org", "bücher.example"]
 mailman_unready_after = "0s"
+canary_smtp = "inet:127.0.0.1:25"
+canary_interval = "200ms"
+canary_timeout = "5s"
+canary_list = "announce@example.org"
+canary_sender = "canary@example.org"
 `, func(t *testing.T, s Settings) {
 			want := Settings{
 				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool", SpoolReserve: spool.Reserve{Percent: 5},
@@ -80,6 +85,9 @@ mailman_unready_after = "0s"
 				Mailman: "http://restadmin:s3cret@127.0.0.1:8001/3.1", MailmanPollInterval: 2 * time.Second,
 				MailmanLMTP:    postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8026"},
 				MailmanDomains: []string{"example.org", "bücher.example"},
+				CanarySMTP:     postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:25"},
+				CanaryInterval: 200 * time.Millisecond, CanaryTimeout: 5 * time.Second,
+				CanaryList: "announce@example.org", CanarySender: "canary@example.org",
 			}
 			s.origin = nil
 			if !reflect.DeepEqual(s, want) {
@@ -168,6 +176,19 @@ mailman_unready_after = "0s"
 		{"bad log level", "log_level = \"loud\"\n", nil, `listgate.toml:1: log_level "loud": want debug, info, warn or error`},
 		{"bad log format", "log_format = \"xml\"\n", nil, `listgate.toml:1: log_format "xml": want text or json`},
 		{"bad hostname", "hostname = \"a b\"\n", nil, `listgate.toml:1: hostname "a b": want a host name without blanks`},
+		{"canary: off by default, relative unix path from the file", "canary_smtp = \"unix:run/smtpd\"\n", func(t *testing.T, s Settings) {
+			d := Defaults()
+			if s.CanarySMTP != (postconf.Endpoint{Network: "unix", Address: "/etc/lg/run/smtpd"}) || On(d.CanarySMTP) ||
+				d.CanaryInterval != time.Minute || d.CanaryTimeout != 45*time.Second || d.CanaryList != "" || d.CanarySender != "" {
+				t.Errorf("canary_smtp %v; defaults %+v", s.CanarySMTP, d)
+			}
+		}, ""},
+		{"canary: bad address", "canary_smtp = \"tcp:x:y\"\n", nil, `listgate.toml:1: canary_smtp "tcp:x:y": want inet:host:port or unix:/path`},
+		{"canary: zero interval", "canary_interval = \"0s\"\n", nil, `listgate.toml:1: canary_interval "0s": must be positive`},
+		{"canary: timeout as an integer", "canary_timeout = 5\n", nil, `listgate.toml:1: canary_timeout: want a string such as "30s" or "5m", got an integer`},
+		{"canary: list without a domain", "canary_list = \"announce\"\n", nil, `listgate.toml:1: canary_list "announce": want local@domain`},
+		{"canary: list in brackets", "canary_list = \"<a@example.org>\"\n", nil, `listgate.toml:1: canary_list "<a@example.org>": want an address without blanks`},
+		{"canary: sender", "canary_sender = \"@example.org\"\n", nil, `listgate.toml:1: canary_sender "@example.org": want local@domain (empty: the null sender <>)`},
 		{"key twice", "spool = \"/a\"\nspool = \"/b\"\n", nil, `listgate.toml:2:`},
 		{"syntax error", "lists = \"/a\"\nspool = /b\n", nil, `listgate.toml:2:`},
 	}

@@ -109,7 +109,8 @@ func fileValue(name string, v any, dir string) (string, error) {
 		case "spool_reserve":
 			want = `bytes (an integer) or a string such as "512MiB", "5%" or "auto"`
 		case "shutdown_timeout", "rescan_interval", "forward_timeout", "forward_scan_interval", "forward_unready_after",
-			"mailman_poll_interval", "mailman_unready_after", "command_timeout", "milter_idle_timeout":
+			"mailman_poll_interval", "mailman_unready_after", "command_timeout", "milter_idle_timeout",
+			"canary_interval", "canary_timeout":
 			want = `a string such as "30s" or "5m"`
 		case "forward_concurrency", "max_recipients", "min_data_rate", "max_connections", "max_connections_per_client":
 			want = "an integer"
@@ -123,7 +124,7 @@ func fileValue(name string, v any, dir string) (string, error) {
 		if str != "" && !filepath.IsAbs(str) {
 			str = filepath.Join(dir, str)
 		}
-	case "lmtp", "milter", "policy", "socketmap", "metrics", "mailman_lmtp":
+	case "lmtp", "milter", "policy", "socketmap", "metrics", "mailman_lmtp", "canary_smtp":
 		if p, ok := strings.CutPrefix(str, "unix:"); ok && p != "" && !filepath.IsAbs(p) {
 			str = "unix:" + filepath.Join(dir, p)
 		}
