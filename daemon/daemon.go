@@ -10,7 +10,9 @@
 // (up to Settings.ShutdownTimeout), idle sessions are closed. With the
 // LMTP door on, a forwarder (package forward) hands the spool's mail to
 // each list's next hop; a shutdown lets its forwards in flight finish
-// within the same timeout. Signals stay
+// within the same timeout. With canary_smtp set, a canary (package
+// canary) probes Postfix's own smtpd every canary_interval, and /readyz
+// answers 503 unless its latest probe found the gate shut. Signals stay
 // with the caller: `listgate serve` turns SIGHUP into Rescan and SIGTERM
 // into the end of Run's context.
 package daemon
@@ -34,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/listgate/listgate/canary"
 	"github.com/listgate/listgate/config"
 	"github.com/listgate/listgate/forward"
 	"github.com/listgate/listgate/lists"
@@ -64,6 +67,7 @@ type Daemon struct {
 	spool   *spool.Spool       // nil when the LMTP door is off
 	fwd     *forward.Forwarder // hands the spool's mail on; nil with the spool
 	mailman *mailman.Source    // nil without the mailman setting
+	canary  *canary.Canary     // nil without the canary_smtp setting
 	doors   []*door
 	probe   probe
 
@@ -127,6 +131,10 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("%s %s: the directory does not exist; create it (one file per list) or name another", s.Origin("lists"), s.Lists)
 	} else if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Origin("lists"), err)
+	}
+	if d.canary, err = d.newCanary(reg); err != nil {
+		d.watcher.Close()
+		return nil, err
 	}
 	if config.On(s.LMTP) {
 		d.fwd, err = forward.New(forward.Options{
@@ -269,6 +277,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopMailman := d.runMailman()
 	stopCleaner := d.runTmpCleaner()
+	stopCanary := d.runCanary()
 	d.log.Info("listgate started", "version", d.cfg.Version, "lists", d.cfg.Lists, "spool", d.cfg.Spool,
 		"lists_count", len(d.watcher.Snapshot().Lists()))
 
@@ -282,6 +291,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Error("door failed; shutting down", "err", runErr)
 	}
 	d.stopping.Store(true)
+	stopCanary() // before the doors close: its probes would see them gone
 	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -57,7 +57,8 @@ func (p *probe) run() error {
 
 // notReady lists what keeps the daemon from being ready: a shutdown under
 // way, a door that is not serving, lists that are not loaded, a spool
-// that takes no files. Empty means ready.
+// that takes no files, a next hop or Mailman failing too long, a canary
+// probe that did not find the gate shut. Empty means ready.
 func (d *Daemon) notReady() []string {
 	var why []string
 	if d.stopping.Load() {
@@ -81,7 +82,8 @@ func (d *Daemon) notReady() []string {
 	if d.fwd != nil {
 		why = append(why, d.fwd.NotReady()...)
 	}
-	return append(why, d.mailmanNotReady()...)
+	why = append(why, d.mailmanNotReady()...)
+	return append(why, d.canaryNotReady()...)
 }
 
 // spoolNote says, for a daemon that is ready, that the spool is below its
@@ -102,7 +104,8 @@ func (d *Daemon) spoolNote() string {
 
 // readyz answers 200 "ok" when the daemon is ready (every door serving,
 // lists loaded, spool writable, no next hop failing for longer than
-// forward_unready_after), else 503 with one line per reason.
+// forward_unready_after, the canary's latest probe found the gate shut),
+// else 503 with one line per reason.
 // Problems in list files do not make it unready (the doors tempfail those
 // lists alone); the body counts them. Nor does a spool below its reserve
 // (see spoolNote): the body has a "note:" line for it.

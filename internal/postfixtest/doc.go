@@ -118,6 +118,11 @@
 // log either; so its stderr is a pty, which the harness reads. A Start takes
 // about 0.3s on an idle machine, most of it in postfix-script's checks.
 //
+// Reload runs "postfix reload" after a test changed main.cf (Postconf
+// with -e or -X, as an admin would) and returns once master(8) has logged
+// the reload; an idle smtpd(8) of the old configuration may still take
+// one more connection.
+//
 // At cleanup, "postfix abort" sends master(8) SIGTERM (as "stop" does, but
 // without stop's one-second polling), and the harness waits until no
 // process of master's process group is alive, killing it if it lingers,

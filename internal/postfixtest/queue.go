@@ -176,3 +176,28 @@ func (p *Postfix) ListenUnix(t testing.TB, name string) net.Listener {
 	}
 	return ln
 }
+
+// Reload makes the instance read its main.cf and master.cf again, as
+// "postfix reload" does after an admin's postconf -e or -X, and returns
+// once master(8) has logged that it did: a new smtpd(8) runs with the new
+// configuration from then on, while a session in progress finishes with
+// the old one. The files are dated a minute back first, as Start's are:
+// Postfix waits for a configuration file modified in the last second.
+func (p *Postfix) Reload(t testing.TB) {
+	t.Helper()
+	for _, name := range []string{"main.cf", "master.cf"} {
+		past := time.Now().Add(-time.Minute)
+		if err := os.Chtimes(filepath.Join(p.ConfigDir, name), past, past); err != nil {
+			t.Fatalf("postfixtest: %v", err)
+		}
+	}
+	off := p.logSize()
+	if _, _, err := p.run("postfix", "-c", p.ConfigDir, "reload"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := testutil.Poll(10*time.Second, pollTick, func() bool {
+		return strings.Contains(p.logFrom(off), "reload -- version")
+	}); !ok {
+		t.Fatalf("postfixtest: master(8) of %s logged no reload within 10s; maillog:\n%s", p.ConfigDir, p.logFrom(off))
+	}
+}
