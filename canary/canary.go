@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -309,7 +310,9 @@ func (c *Canary) probe(parent context.Context) Status {
 		return failed("RCPT TO list", listErr)
 	}
 	// A transaction of its own for the bogus address (RFC 5321 §4.1.1.5):
-	// a refusal of the list cannot hide its answer.
+	// with the null sender, Postfix's reject_multi_recipient_bounce
+	// refuses any second recipient, which would look like the gate
+	// shutting; and a refusal of the list cannot hide the bogus answer.
 	if err := cl.Reset(); err != nil {
 		return failed("RSET", err)
 	}
@@ -346,10 +349,11 @@ func isNetErr(err error) bool {
 	return err != nil && !errors.As(err, &se)
 }
 
-// timedOut turns the error of a connection that ctx's timeout closed into
-// one that says so.
+// timedOut turns the error of a probe that ran out of time (ctx's
+// timeout closed the connection, or go-smtp's per-command deadline, the
+// same length, passed first) into one that says so.
 func (c *Canary) timedOut(ctx context.Context, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("no answer within %v (canary_timeout): %w", c.opts.Timeout, err)
 	}
 	return err

@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"errors"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,4 +129,58 @@ func TestCanaryPostfix(t *testing.T) {
 		return metric(t, r, "listgate_canary_ok") == 1 && code == 200
 	})
 	t.Logf("gate shut again seen %v after the reload", took)
+}
+
+// acceptAll is an SMTP server that accepts every recipient: a Postfix
+// with no recipient check.
+type acceptAll struct{}
+
+func (acceptAll) NewSession(*smtp.Conn) (smtp.Session, error) { return acceptAll{}, nil }
+func (acceptAll) Reset()                                      {}
+func (acceptAll) Logout() error                               { return nil }
+func (acceptAll) Mail(string, *smtp.MailOptions) error        { return nil }
+func (acceptAll) Rcpt(string, *smtp.RcptOptions) error        { return nil }
+func (acceptAll) Data(io.Reader) error                        { return errors.New("no DATA expected") }
+
+// TestCanaryWiring: without Postfix, the daemon's canary probes an SMTP
+// server that accepts everything, and /readyz and /metrics say the gate is
+// open; Run's shutdown stops it (TestMain's goleak).
+func TestCanaryWiring(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := smtp.NewServer(acceptAll{})
+	srv.Domain = "mx.test"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	defer func() {
+		srv.Close()
+		<-done
+	}()
+
+	s := settings(t)
+	s.CanarySMTP = postconf.Endpoint{Network: "tcp", Address: ln.Addr().String()}
+	s.CanaryInterval = 50 * time.Millisecond
+	r := start(t, s)
+	var body string
+	testutil.WaitFor(t, 5*time.Second, "/readyz 503 for the open gate", func() bool {
+		var code int
+		code, body = get(t, "http://"+r.hostPort("metrics")+"/readyz")
+		return code == 503 && strings.Contains(body, "accepted bogus recipient")
+	})
+	want := "not ready: canary: smtp inet:" + ln.Addr().String() + " accepted bogus recipient listgate-canary-"
+	if !strings.HasPrefix(body, want) || !strings.Contains(body, "(no success since the start)") {
+		t.Errorf("/readyz %q, want it to start %q", body, want)
+	}
+	if metric(t, r, "listgate_canary_gate_open") != 1 || metric(t, r, "listgate_canary_ok") != 0 ||
+		metric(t, r, `listgate_canary_probes_total{result="gate-open"}`) < 1 || metric(t, r, "listgate_canary_last_success_timestamp_seconds") != 0 {
+		t.Errorf("/metrics does not say the gate is open")
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 }
