@@ -51,5 +51,9 @@ func FuzzParse(f *testing.F) {
 			s.MailmanPollInterval <= 0 || s.MailmanUnreadyAfter < 0 || (s.Mailman != "" && mailman.CheckURL(s.Mailman) != nil) {
 			t.Errorf("settings %+v", s)
 		}
+		if c := s.CanarySMTP; c.Network != "" && c.Network != "tcp" && c.Network != "unix" || On(c) && c.Address == "" ||
+			s.CanaryInterval <= 0 || s.CanaryTimeout <= 0 || checkCanaryAddress(s.CanaryList, false) != nil || checkCanaryAddress(s.CanarySender, true) != nil {
+			t.Errorf("canary settings %+v %v %v %q %q", s.CanarySMTP, s.CanaryInterval, s.CanaryTimeout, s.CanaryList, s.CanarySender)
+		}
 	})
 }
