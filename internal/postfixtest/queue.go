@@ -181,7 +181,8 @@ func (p *Postfix) ListenUnix(t testing.TB, name string) net.Listener {
 // "postfix reload" does after an admin's postconf -e or -X, and returns
 // once master(8) has logged that it did: a new smtpd(8) runs with the new
 // configuration from then on, while a session in progress finishes with
-// the old one. The files are dated a minute back first, as Start's are:
+// the old one, and an idle smtpd of the old one may still take one more
+// connection before it exits (seen in TestCanaryPostfix). The files are dated a minute back first, as Start's are:
 // Postfix waits for a configuration file modified in the last second.
 func (p *Postfix) Reload(t testing.TB) {
 	t.Helper()
