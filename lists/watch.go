@@ -59,7 +59,7 @@ const (
 // directory or a ConfigMap's ..data is replaced, when the directory's mode
 // or owner changes, and periodically. What could not be read is retried
 // (RetryMin to RetryMax). Readers never wait for a reload: Snapshot is
-// one atomic load.
+// one atomic load. Reloads tells what the last reloads did.
 type Watcher struct {
 	dir    string
 	opts   WatchOptions

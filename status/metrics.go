@@ -10,7 +10,8 @@ import (
 )
 
 // doorCounters are the counters the page shows per door, in its order:
-// the door, what it counts, and the metric (docs/config.md, "Metrics").
+// the door, what it counts, and the metric (docs/lmtp.md, "Logs and
+// metrics").
 var doorCounters = []struct{ door, what, metric string }{
 	{"milter", "recipients", "listgate_milter_recipients_total"},
 	{"policy", "requests", "listgate_policy_requests_total"},

@@ -10,7 +10,13 @@ import (
 // appears (text, attribute, URL), so names and texts from list files stay
 // text. Everything the page needs is in it: no script, no external asset.
 var pageTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
-	"n":    thousands,
+	"n": thousands,
+	"count": func(n int, noun string) string {
+		if n == 1 {
+			return "1 " + noun
+		}
+		return thousands(n) + " " + noun + "s"
+	},
 	"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"ms": func(d time.Duration) string {
 		return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + " ms"
@@ -91,8 +97,8 @@ input[type=search] { width: 22em; padding: .25em; }
 <body>
 <header>
 <h1>listgate on {{.Hostname}}</h1>
-<p class="meta">{{if .Version}}{{.Version}} · {{end}}snapshot generation {{.Generation}} · {{n .Lists}} lists in {{n .Domains}} served domains ·
-{{if .ProblemsTotal}}<span class="bad">{{n .ProblemsTotal}} problems</span>{{else}}<span class="ok">no problems</span>{{end}} · as of {{time .Now}}</p>
+<p class="meta">{{if .Version}}{{.Version}} · {{end}}snapshot generation {{.Generation}} · {{count .Lists "list"}} in {{count .Domains "served domain"}} ·
+{{if .ProblemsTotal}}<span class="bad">{{count .ProblemsTotal "problem"}}</span>{{else}}<span class="ok">no problems</span>{{end}} · as of {{time .Now}}</p>
 <nav><a href="#problems">Problems</a><a href="#lists">Lists</a><a href="#reloads">Reloads</a><a href="#doors">Verdicts</a><a href="#forward">Forwarding</a></nav>
 </header>
 
@@ -105,7 +111,7 @@ input[type=search] { width: 22em; padding: .25em; }
 {{- end}}
 </table>
 {{- if .ProblemsNotShown}}
-<p class="muted">{{n .ProblemsNotShown}} more problems not shown; <code>listgate lists</code> prints every one.</p>
+<p class="muted">{{count .ProblemsNotShown "more problem"}} not shown; <code>listgate lists</code> prints every one.</p>
 {{- end}}
 <p class="muted small">A list whose file has never parsed tempfails (451 4.3.0); one that parsed before keeps its last good settings.</p>
 {{- else}}
@@ -118,7 +124,7 @@ input[type=search] { width: 22em; padding: .25em; }
 <button type="submit">Show</button>{{if .Query}} <a href="/">all lists</a>{{end}}
 </form>
 <p class="pager">
-{{- if .Rows}}Showing {{n .From}}–{{n .To}} of {{n .Matching}} {{if .Query}}lists matching “{{.Query}}” ({{n .Lists}} in all){{else}}lists{{end}}
+{{- if .Rows}}Showing {{n .From}}–{{n .To}} of {{if .Query}}{{count .Matching "list"}} matching “{{.Query}}” ({{n .Lists}} in all){{else}}{{count .Matching "list"}}{{end}}
 {{- if .NotShown}}; {{n .NotShown}} not shown{{end}}.
 {{- else if .Query}}No list matches “{{.Query}}” ({{n .Lists}} in all).
 {{- else}}No lists.{{end}}

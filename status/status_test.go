@@ -181,13 +181,13 @@ func TestManyLists(t *testing.T) {
 		maxLength int
 	}{
 		{"/", []string{"Showing 1–100 of 100,000 lists; 99,900 not shown.", "l000000@example.org", "l000099@example.org",
-			`href="/?page=2"`, "page 1 of 1,000", "Mailman: http://mailman.test/lists/l000000"}, []string{"l000100@example.org", `rel="prev"`}, 200_000},
-		{"/?page=2", []string{"Showing 101–200 of 100,000 lists; 99,900 not shown.", "l000100@example.org", `href="/?page=3"`, `href="/?"`}, []string{"l000099@example.org"}, 200_000},
-		{"/?page=99999", []string{"Showing 99,901–100,000 of 100,000 lists", "l099999@example.org", "page 1,000 of 1,000"}, []string{`rel="next"`}, 200_000},
+			`href="/?page=2"`, "page 1 of 1,000", "Mailman: http://mailman.test/lists/l000000"}, []string{"l000100@example.org", `rel="prev"`}, 100_000},
+		{"/?page=2", []string{"Showing 101–200 of 100,000 lists; 99,900 not shown.", "l000100@example.org", `href="/?page=3"`, `href="/?"`}, []string{"l000099@example.org"}, 100_000},
+		{"/?page=99999", []string{"Showing 99,901–100,000 of 100,000 lists", "l099999@example.org", "page 1,000 of 1,000"}, []string{`rel="next"`}, 100_000},
 		{"/?q=%20123%20", []string{fmt.Sprintf("Showing 1–100 of %d lists matching “123” (100,000 in all); %d not shown.", with123, with123-100),
-			"l000123@example.org", `href="/?page=2&amp;q=123"`}, []string{"l000000@"}, 200_000},
-		{"/?q=L0999", []string{"Showing 1–100 of 100 lists matching “L0999”", "l099900@example.org"}, []string{"not shown", `rel="next"`}, 200_000},
-		{"/?q=l054321%40", []string{"Showing 1–1 of 1 lists matching “l054321@”", "l054321@example.org"}, []string{"not shown", `rel="next"`}, 30_000},
+			"l000123@example.org", `href="/?page=2&amp;q=123"`}, []string{"l000000@"}, 100_000},
+		{"/?q=L0999", []string{"Showing 1–100 of 100 lists matching “L0999”", "l099900@example.org"}, []string{"not shown", `rel="next"`}, 100_000},
+		{"/?q=l054321%40", []string{"Showing 1–1 of 1 list matching “l054321@”", "l054321@example.org"}, []string{"not shown", `rel="next"`}, 30_000},
 		{"/?q=nosuchlist", []string{"No list matches “nosuchlist” (100,000 in all)."}, nil, 30_000},
 		{"/?page=x", []string{"Showing 1–100 of 100,000"}, nil, 200_000},
 	} {
