@@ -86,7 +86,8 @@ func TestStatusPageWired(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d with %q:\n%s", tt.path, st, tt.code, tt.want, body)
 		}
 	}
-	resp, err := http.Post(base+"/", "text/plain", strings.NewReader("x"))
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Post(base+"/", "text/plain", strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -99,9 +100,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "500 the status page could not be made; see the log", http.StatusInternalServerError)
 		return
 	}
+	out := buf.Bytes()
+	if !utf8.Valid(out) {
+		// A file name need not be UTF-8; the page says it is.
+		out = bytes.ToValidUTF8(out, []byte("\uFFFD"))
+	}
 	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.Write(buf.Bytes())
+	hd.Set("Content-Length", strconv.Itoa(len(out)))
+	w.Write(out)
 }
 
 // page is what the template shows.
@@ -160,8 +166,9 @@ func (h *Handler) build(query, pageNo string) *page {
 	snap := h.o.Lists.Snapshot()
 	query = strings.TrimSpace(query)
 	if len(query) > maxQuery {
-		query = strings.ToValidUTF8(query[:maxQuery], "")
+		query = query[:maxQuery]
 	}
+	query = strings.ToValidUTF8(query, "\uFFFD")
 	needle := strings.ToLower(query)
 	p := &page{
 		Hostname: h.o.Hostname, Version: h.o.Version, Now: now,

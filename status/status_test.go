@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) {
 }
 
 // load reads a lists directory made of files (name → content).
-func load(t *testing.T, files map[string]string, ext *lists.External) *lists.Snapshot {
+func load(t testing.TB, files map[string]string, ext *lists.External) *lists.Snapshot {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
@@ -308,4 +309,38 @@ func TestCounts(t *testing.T) {
 	if t.Failed() {
 		t.Logf("page:\n%s", body)
 	}
+}
+
+// FuzzQuery: whatever the filter and page number, the page is made (200),
+// is valid UTF-8, shows at most one page of lists, and has no markup of
+// the query's: no <script> however the query spells it.
+func FuzzQuery(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"", ""}, {"announce", "1"}, {"<script>alert(1)</script>", "2"}, {`"><ScRiPt>`, "-1"},
+		{"\xff\xfe", "99999999999999999999"}, {"l0\xff", "\x00"}, {"%3Cscript%3E", "0x10"}, {strings.Repeat("a", 500) + "<script>", ""},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	files := map[string]string{"<script>x@example.org": "", "broken@example.org": "descripton = 1\n"}
+	for i := range 30 {
+		files[fmt.Sprintf("l%02d@example.org", i)] = ""
+	}
+	h := status.New(status.Options{Lists: lists.Static{S: load(f, files, nil)}, PageSize: 10})
+	f.Fuzz(func(t *testing.T, q, pageNo string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/?"+url.Values{"q": {q}, "page": {pageNo}}.Encode(), nil))
+		body := rec.Body.String()
+		if rec.Code != 200 {
+			t.Fatalf("status %d", rec.Code)
+		}
+		if !utf8.ValidString(body) {
+			t.Errorf("the page is not valid UTF-8")
+		}
+		if strings.Contains(strings.ToLower(body), "<script") {
+			t.Errorf("the page has <script")
+		}
+		if n := strings.Count(body, "<tr><td><b class=\"mono\">"); n > 10 {
+			t.Errorf("%d lists on a page of 10", n)
+		}
+	})
 }
