@@ -192,7 +192,7 @@ input[type=search] { width: 22em; padding: .25em; }
 <td class="num">{{n .Forwarded}}</td><td class="num">{{n .Deferred}}</td><td class="num">{{n .Quarantines}}</td></tr>
 {{- end}}
 </table>
-<p class="muted small">Waiting: in <code>new/</code> of the lists' spool folders. Quarantined: refused for good by the next hop; <code>listgate spool</code> lists them, <code>listgate spool retry LIST</code> sends them again.</p>
+<p class="muted small">Waiting: in <code>new/</code> of the lists' spool folders. Quarantined: refused for good by the next hop; <code>listgate spool</code> lists them, <code>listgate spool retry LIST</code> sends them again. Forwarded, deferred (a temporary failure) and refused count the attempts since the start.</p>
 {{- else}}
 <p class="muted">Nothing waits for a next hop, and nothing has been forwarded since the start (a list without a next hop keeps its mail in the spool).</p>
 {{- end}}
