@@ -1,7 +1,8 @@
 // Package daemon is the running listgate: the lists watcher, the spool and
 // every door (LMTP, milter, Postfix's policy delegation and socketmap, and
-// the HTTP door with /metrics, /healthz and /readyz) in one value that
-// `listgate serve` and tests start alike.
+// the HTTP door with /metrics, /healthz, /readyz and the status page at /,
+// package status) in one value that `listgate serve` and tests start
+// alike.
 //
 // New checks the settings and opens every listener before any door
 // serves, so a busy port fails the start and no door is left half up. Run
@@ -46,6 +47,7 @@ import (
 	"github.com/listgate/listgate/postconf"
 	"github.com/listgate/listgate/postfix"
 	"github.com/listgate/listgate/spool"
+	"github.com/listgate/listgate/status"
 )
 
 // Config configures a Daemon: the settings (config file and flags) and
@@ -183,6 +185,8 @@ func New(cfg Config) (*Daemon, error) {
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 		mux.HandleFunc("/readyz", d.readyz)
+		mux.Handle("/", status.New(status.Options{Lists: d.watcher, Reloads: d.watcher.Reloads, Gatherer: reg,
+			DefaultNextHop: s.DefaultNextHop, Hostname: s.Hostname, Version: cfg.Version, Logger: log}))
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.With("door", "metrics").Handler(), slog.LevelWarn)}
 		d.doors = append(d.doors, &door{name: "metrics", ep: s.Metrics, serve: hs.Serve, shutdown: hs.Shutdown})

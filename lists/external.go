@@ -275,7 +275,7 @@ func (w *Watcher) SetExternal(x *External) {
 	if x != nil && x.Source != "" {
 		why = x.Source
 	}
-	w.publish(s, why, start, slog.LevelInfo)
+	w.publish(s, why, start, slog.LevelInfo, changes)
 }
 
 // External returns the external list (from GNU Mailman, say) whose

@@ -59,7 +59,7 @@ const (
 // directory or a ConfigMap's ..data is replaced, when the directory's mode
 // or owner changes, and periodically. What could not be read is retried
 // (RetryMin to RetryMax). Readers never wait for a reload: Snapshot is
-// one atomic load.
+// one atomic load. Reloads tells what the last reloads did.
 type Watcher struct {
 	dir    string
 	opts   WatchOptions
@@ -82,6 +82,8 @@ type Watcher struct {
 	problems  map[string]bool
 	failed    map[string]bool // names whose last read failed (entry.transient); under mu
 	dirFailed error           // why the last full rescan could not list the directory; under mu
+
+	reloads reloadLog // the last reloads, for Reloads
 }
 
 // Watch loads dir and starts watching it. It fails when dir cannot be
@@ -128,7 +130,7 @@ func Watch(dir string, opts WatchOptions) (*Watcher, error) {
 	}
 	w.noteFailed(entries, true)
 	entries = withExternal(entries, opts.External, w.delims, nil)
-	w.publish(build(entries, w.delims, 1), "start", start, slog.LevelInfo)
+	w.publish(build(entries, w.delims, 1), "start", start, slog.LevelInfo, diffEntries(nil, entries))
 	w.wg.Add(1)
 	go w.run()
 	return w, nil
@@ -389,7 +391,7 @@ func (w *Watcher) reloadNames(names map[string]bool, why string) {
 	if why == "retry" && same {
 		level = slog.LevelDebug
 	}
-	w.publish(s, why, start, level)
+	w.publish(s, why, start, level, changes)
 }
 
 // reloadAll rescans the whole directory; why is the reason logged and
@@ -414,16 +416,18 @@ func (w *Watcher) reloadAll(force bool, why string) {
 		w.dirFailed = err
 		w.m.reloadSuccess.Set(0)
 		w.log.Log(context.Background(), level, "lists reload failed; keeping the last snapshot", "file", w.dir, "err", err)
+		w.reloads.add(Reload{Time: time.Now(), Duration: time.Since(start), Reason: why, Err: err.Error()})
 		return
 	}
 	w.dirFailed = nil
 	w.noteFailed(entries, true)
 	keepExternal(entries, old.entries)
+	changes := diffEntries(old.entries, entries)
 	level := slog.LevelInfo
-	if why != "rescan" && maps.EqualFunc(old.entries, entries, sameEntry) {
+	if why != "rescan" && len(changes) == 0 {
 		level = slog.LevelDebug
 	}
-	w.publish(build(entries, w.delims, old.gen+1), why, start, level)
+	w.publish(build(entries, w.delims, old.gen+1), why, start, level, changes)
 }
 
 // sameEntry reports whether a and b say the same: the same settings and
@@ -446,7 +450,9 @@ func sameEntry(a, b *entry) bool {
 // logged after the reload that brought s, never before it. Callers hold
 // w.mu (or, in Watch, run before the watcher's goroutine), so the current
 // snapshot cannot change in between.
-func (w *Watcher) publish(s *Snapshot, why string, start time.Time, level slog.Level) {
+// changes are the entries the reload added, changed or removed, which
+// Reloads reports.
+func (w *Watcher) publish(s *Snapshot, why string, start time.Time, level slog.Level, changes []change) {
 	old := w.snap.Load()
 	now := time.Now()
 	if old != nil {
@@ -469,6 +475,9 @@ func (w *Watcher) publish(s *Snapshot, why string, start time.Time, level slog.L
 	w.m.reloads.WithLabelValues(why).Inc()
 	w.log.Log(context.Background(), level, "lists loaded", "reason", why, "generation", s.gen,
 		"lists", len(s.lists), "problems", len(s.problems), "duration_ms", milliseconds(now.Sub(start)))
+	r := Reload{Time: now, Duration: now.Sub(start), Reason: why, Generation: s.gen, Lists: len(s.lists), Problems: len(s.problems)}
+	summarize(&r, changes)
+	w.reloads.add(r)
 	w.snap.Store(s)
 }
 
