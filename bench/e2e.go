@@ -7,7 +7,10 @@ import (
 	"io"
 	"log"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,7 +72,10 @@ func runE2E(ctx context.Context, env *benchEnv, out io.Writer) error {
 	milterOpts.Milter = "inet:" + milterAddr
 	postfixes := map[string]*postfixtest.Postfix{}
 	defer func() {
-		for _, pf := range postfixes {
+		for path, pf := range postfixes {
+			if cfg.keep {
+				keepPostfix(env.root, path, pf)
+			}
 			if err := pf.Close(); err != nil {
 				log.Print(err)
 			}
@@ -323,4 +329,23 @@ func verdictSummary(ds []time.Duration) string {
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
 	return fmt.Sprintf("p50 %s, p99 %s, max %s over %s verdicts", ms(percentile(ds, 0.5)), ms(percentile(ds, 0.99)), ms(slices.Max(ds)), thousands(float64(len(ds))))
+}
+
+// keepPostfix copies an instance's main.cf, master.cf and maillog to
+// root/postfix-PATH before Close removes the instance (--keep).
+func keepPostfix(root, path string, pf *postfixtest.Postfix) {
+	dir := filepath.Join(root, "postfix-"+strings.ReplaceAll(path, " ", "-"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		log.Print(err)
+		return
+	}
+	for _, f := range []string{filepath.Join(pf.ConfigDir, "main.cf"), filepath.Join(pf.ConfigDir, "master.cf"), pf.LogFile} {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644)
+		}
+		if err != nil {
+			log.Print(err)
+		}
+	}
 }
