@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,19 +17,22 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/listgate/listgate/internal/mailmantest"
 )
 
 // The peers, by the name --peers and the table use.
 const (
 	peerListgate = "listgate"
 	peerDovecot  = "dovecot"
+	peerMailman  = "mailman"
 	peerSink     = "smtp-sink"
 	peerBare     = "bare"
 )
 
 // The envelope every run uses: one recipient per transaction, the posting
-// address of the one list listgate serves (Dovecot keys its user on the
-// local part, smtp-sink takes anything).
+// address of the one list listgate and Mailman serve (Dovecot keys its
+// user on the local part, smtp-sink takes anything).
 const (
 	benchSender = "sender@example.net"
 	benchRcpt   = "bench@example.org"
@@ -40,6 +45,13 @@ type server struct {
 	cmd  *exec.Cmd
 	log  string // where its output goes
 
+	// For a server that a harness starts (Mailman): its main process,
+	// and what ends it; cmd is nil then.
+	mainPID int
+	closer  func() error
+
+	startedAt time.Time // when its process was started
+
 	// stored counts the messages it has stored since the last clear; nil
 	// for a server that stores nothing.
 	stored func() (int, error)
@@ -49,11 +61,28 @@ type server struct {
 
 // pid is the server's main process: CPU time is summed over it and every
 // process under it.
-func (s *server) pid() int { return s.cmd.Process.Pid }
+func (s *server) pid() int {
+	if s.cmd == nil {
+		return s.mainPID
+	}
+	return s.cmd.Process.Pid
+}
+
+// started tells whether there is something to stop.
+func (s *server) started() bool {
+	return s != nil && (s.closer != nil || s.cmd != nil && s.cmd.Process != nil)
+}
 
 // stop ends the server with SIGTERM, then SIGKILL after 10 s.
 func (s *server) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.closer != nil {
+		if err := s.closer(); err != nil {
+			log.Printf("%s: %v", s.name, err)
+		}
+		s.closer = nil
+		return
+	}
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
 		return
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
@@ -110,13 +139,16 @@ func freePort() (int, error) {
 // start runs cmd with its output in logFile and waits until addr greets
 // with a 220 line, for up to 20 s.
 func start(ctx context.Context, s *server, logFile string) error {
-	f, err := os.Create(logFile)
+	// Appended to: a server started again (the forward case) keeps the
+	// log of its earlier runs.
+	f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	s.log = logFile
 	s.cmd.Stdout, s.cmd.Stderr = f, f
+	s.startedAt = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("%s: start %s: %w", s.name, s.cmd.Path, err)
 	}
@@ -177,14 +209,28 @@ func tail(name string) string {
 // stays in the spool), only the LMTP door, defaults otherwise (log level
 // info: a line per delivery, as Dovecot's default logging writes).
 func startListgate(ctx context.Context, root, bin string, u unprivileged) (*server, error) {
-	dir := filepath.Join(root, "listgate")
+	return startListgateWith(ctx, root, bin, u, listgateOpts{name: peerListgate})
+}
+
+// listgateOpts are what the cases set on a listgate of their own.
+type listgateOpts struct {
+	name  string   // the server's name, and its directory under root
+	lists int      // list files besides bench@example.org (the memory case)
+	extra []string // more flags for listgate serve (doors, next hop)
+}
+
+// startListgateWith runs a listgate as startListgate does, in the
+// directory root/o.name (made if missing; a spool already there is kept,
+// for the forward case's restart).
+func startListgateWith(ctx context.Context, root, bin string, u unprivileged, o listgateOpts) (*server, error) {
+	dir := filepath.Join(root, o.name)
 	lists, spoolDir := filepath.Join(dir, "lists"), filepath.Join(dir, "spool")
 	for _, d := range []string{lists, spoolDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(lists, benchRcpt), nil, 0o644); err != nil {
+	if err := writeLists(lists, o.lists); err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "listgate.toml")
@@ -198,16 +244,77 @@ func startListgate(ctx context.Context, root, bin string, u unprivileged) (*serv
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: peerListgate, addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	s.cmd = exec.CommandContext(ctx, bin, "serve", "--config", conf,
+	s := &server{name: o.name, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	args := []string{"serve", "--config", conf,
 		"--lists", lists, "--spool", spoolDir,
-		"--lmtp", "inet:"+s.addr, "--milter", "", "--metrics", "",
-		"--hostname", "bench.test")
+		"--lmtp", "inet:" + s.addr, "--milter", "", "--metrics", "",
+		"--hostname", "bench.test"}
+	s.cmd = exec.CommandContext(ctx, bin, append(args, o.extra...)...)
 	s.cmd.SysProcAttr = credentials(u)
 	folder := filepath.Join(spoolDir, "example.org", "bench", "post")
 	s.stored = func() (int, error) { return countFiles(filepath.Join(folder, "new"), filepath.Join(folder, "cur")) }
 	s.clear = func() error { return removeFiles(filepath.Join(folder, "new"), filepath.Join(folder, "cur")) }
 	return s, start(ctx, s, filepath.Join(dir, "listgate.log"))
+}
+
+// writeLists writes bench@example.org's list file and n more empty list
+// files (each a list with every setting at its default), spread over four
+// domains, unless they are there already.
+func writeLists(dir string, n int) error {
+	names := []string{benchRcpt}
+	for i := range n {
+		names = append(names, listName(i))
+	}
+	for _, name := range names {
+		p := filepath.Join(dir, name)
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listName is the address of the memory case's list i.
+func listName(i int) string {
+	return fmt.Sprintf("list-%06d@%s", i, []string{"example.org", "example.com", "example.net", "lists.example.org"}[i%4])
+}
+
+// startMailman runs a private GNU Mailman 3 (Debian's mailman3) with
+// internal/mailmantest: its master and only the rest and lmtp runners, as
+// the user list, its var dir under /tmp/mailmantest-NNNN, the REST API and
+// the LMTP runner on 127.0.0.1 ports of their own; it creates the list
+// bench@example.org through the REST API. No queue runner runs: the LMTP
+// runner's 250 comes after it has written (and fsynced) one .pck file per
+// recipient into queue/in, where they stay to be counted.
+func startMailman(verbose bool) (*server, error) {
+	logf := func(string, ...any) {}
+	if verbose {
+		logf = log.Printf
+	}
+	m, err := mailmantest.Launch(mailmantest.Options{}, logf)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: peerMailman, addr: m.LMTPAddr, mainPID: m.PID(), closer: m.Close, log: m.LogFile}
+	local, domain, _ := strings.Cut(benchRcpt, "@")
+	for _, req := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/3.1/domains", url.Values{"mail_host": {domain}}},
+		{"/3.1/lists", url.Values{"fqdn_listname": {local + "@" + domain}}},
+	} {
+		if err := m.PostForm(req.path, req.form); err != nil {
+			return s, err
+		}
+	}
+	in := filepath.Join(m.QueueDir, "in")
+	s.stored = func() (int, error) { return m.CountQueue("in") }
+	s.clear = func() error { return removeFiles(in) }
+	return s, nil
 }
 
 // startDovecot runs a private Dovecot with only its LMTP service, from a

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -57,16 +58,22 @@ var packages = []struct{ file, pkg string }{
 	{"/usr/sbin/smtp-sink", "postfix"},
 	{"/usr/sbin/dovecot", "dovecot-core"},
 	{"/usr/lib/dovecot/lmtp", "dovecot-lmtpd"},
+	{"/usr/lib/mailman3/bin/master", "mailman3"},
 }
 
 // install installs the missing packages with apt-get, forbidding every
 // service start while they are configured (policy-rc.d, as
 // .ci/mailman-deps does): the system's own Postfix and Dovecot are
 // neither started nor configured by the bench.
+// Mailman's package is wanted for the mailman peer and for the forward
+// case, whose next hop it is: peers names it then.
 func install(ctx context.Context, peers []string) error {
 	var missing []string
 	for _, p := range packages {
 		if strings.Contains(p.pkg, "dovecot") && !contains(peers, peerDovecot) {
+			continue
+		}
+		if p.pkg == "mailman3" && !contains(peers, peerMailman) {
 			continue
 		}
 		if _, err := os.Stat(p.file); err != nil && !contains(missing, p.pkg) {
@@ -121,7 +128,11 @@ func moduleRoot(ctx context.Context) (string, error) {
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
 	if cfg.install {
-		if err := install(ctx, cfg.peers); err != nil {
+		pkgs := cfg.peers
+		if cfg.forward != 0 {
+			pkgs = append(slices.Clone(pkgs), peerMailman)
+		}
+		if err := install(ctx, pkgs); err != nil {
 			return err
 		}
 	}
@@ -166,18 +177,21 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			s, err = startListgate(ctx, root, bin, u)
 		case peerDovecot:
 			s, err = startDovecot(ctx, root, u)
+		case peerMailman:
+			s, err = startMailman(cfg.verbose)
 		case peerSink:
 			s, err = startSink(ctx, root)
 		default:
 			continue
 		}
-		if s != nil && s.cmd.Process != nil {
+		if s.started() {
 			servers[p] = s
 		}
 		if err != nil {
 			return err
 		}
 	}
+	env := &benchEnv{cfg: cfg, root: root, bin: bin, user: u, servers: servers}
 	bareDir := filepath.Join(root, "bare")
 
 	fmt.Fprintf(out, "%s\n\n", machine(root))
@@ -203,7 +217,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		// peer's later runs longer.
 		counts := map[string]int{}
 		for _, p := range cfg.peers {
-			warm := roundUp(max(200, 40*c.sessions), c.sessions)
+			warm := warmCount(p, c.sessions)
 			r, err := runOne(p, c, warm)
 			if err != nil {
 				return err
@@ -236,48 +250,125 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		}
 	}
 	printTable(out, cfg, cases, table)
+	for _, part := range []struct {
+		on  bool
+		run func(context.Context, *benchEnv, io.Writer) error
+	}{
+		{cfg.forward != 0, runForward},
+		{cfg.fill > 0, runFill},
+		{cfg.e2e, runE2E},
+		{cfg.rssLists > 0, runRSS},
+	} {
+		if !part.on {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+		if err := part.run(ctx, env, out); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// benchEnv is what the cases after the main table share: the
+// configuration, the temporary directory, listgate's binary, the
+// unprivileged user and the servers already running, by peer name (the
+// cases start what else they need and stop it themselves).
+type benchEnv struct {
+	cfg     config
+	root    string
+	bin     string
+	user    unprivileged
+	servers map[string]*server
+	mailman *server // the forward case's Mailman when the mailman peer did not run
 }
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
+// warmCount is the number of messages of the run that warms a peer up and
+// sizes its later runs: well under a second at each one's rate (Mailman's
+// LMTP runner, in Python, takes some tens of messages a second; the others
+// hundreds or more).
+func warmCount(peer string, sessions int) int {
+	if peer == peerMailman {
+		return roundUp(max(20, 4*sessions), sessions)
+	}
+	return roundUp(max(200, 40*sessions), sessions)
+}
+
 // drive sends msgs messages to s with smtp-source over sessions parallel
 // LMTP connections, each reused for message after message (-d), one
-// recipient a message, and checks that s stored them all.
+// recipient a message, and checks that s stored them all, then removes
+// them.
 func drive(ctx context.Context, s *server, c benchCase, msgs int) (result, error) {
-	syscall.Sync() // the previous run's writes and removals are not this one's
-	before, err := treeCPU(s.pid())
+	r, err := send(ctx, s, c, msgs, true)
 	if err != nil {
-		return result{}, fmt.Errorf("%s: %w", s.name, err)
-	}
-	cmd := exec.CommandContext(ctx, "/usr/sbin/smtp-source", "-L", "-d",
-		"-s", fmt.Sprint(c.sessions), "-m", fmt.Sprint(msgs), "-l", fmt.Sprint(c.size),
-		"-M", "client.test", "-f", benchSender, "-t", benchRcpt, "-S", "listgate bench", s.addr)
-	var outb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &outb, &outb
-	start := time.Now()
-	err = cmd.Run()
-	elapsed := time.Since(start)
-	if err != nil {
-		return result{}, fmt.Errorf("%s: smtp-source: %w\n%s", s.name, err, outb.Bytes())
-	}
-	after, err := treeCPU(s.pid())
-	if err != nil {
-		return result{}, fmt.Errorf("%s: %w", s.name, err)
+		return result{}, err
 	}
 	if s.stored != nil {
-		n, err := s.stored()
-		if err != nil {
-			return result{}, fmt.Errorf("%s: count stored: %w", s.name, err)
-		}
-		if n != msgs {
-			return result{}, fmt.Errorf("%s: %d messages stored after a run of %d (log %s)", s.name, n, msgs, s.log)
+		if err := checkStored(s, msgs); err != nil {
+			return result{}, err
 		}
 		if err := s.clear(); err != nil {
 			return result{}, fmt.Errorf("%s: clear: %w", s.name, err)
 		}
 	}
+	return r, nil
+}
+
+// send runs smtp-source against s (over LMTP if lmtp, else SMTP) and
+// measures the server's CPU time meanwhile; it does not look at what s
+// stored.
+func send(ctx context.Context, s *server, c benchCase, msgs int, lmtp bool) (result, error) {
+	syscall.Sync() // the previous run's writes and removals are not this one's
+	before, err := treeCPU(s.pid())
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %w", s.name, err)
+	}
+	start := time.Now()
+	if err := smtpSource(ctx, s.addr, c, msgs, lmtp); err != nil {
+		return result{}, fmt.Errorf("%s: %w", s.name, err)
+	}
+	elapsed := time.Since(start)
+	after, err := treeCPU(s.pid())
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %w", s.name, err)
+	}
 	return result{msgs: msgs, elapsed: elapsed, cpu: after - before}, nil
+}
+
+// smtpSource runs Postfix's smtp-source: sessions parallel connections to
+// addr, each reused for message after message (-d), msgs messages of
+// c.size octets of payload, one recipient each; LMTP (-L) or SMTP. Its
+// exit status is not 0 on an unexpected reply.
+func smtpSource(ctx context.Context, addr string, c benchCase, msgs int, lmtp bool) error {
+	args := []string{"-d", "-s", fmt.Sprint(c.sessions), "-m", fmt.Sprint(msgs), "-l", fmt.Sprint(c.size),
+		"-M", "client.test", "-f", benchSender, "-t", benchRcpt, "-S", "listgate bench", addr}
+	if lmtp {
+		args = append([]string{"-L"}, args...)
+	}
+	cmd := exec.CommandContext(ctx, "/usr/sbin/smtp-source", args...)
+	var outb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &outb, &outb
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("smtp-source: %w\n%s", err, outb.Bytes())
+	}
+	return nil
+}
+
+// checkStored checks that s holds want messages.
+func checkStored(s *server, want int) error {
+	n, err := s.stored()
+	if err != nil {
+		return fmt.Errorf("%s: count stored: %w", s.name, err)
+	}
+	if n != want {
+		return fmt.Errorf("%s: %d messages stored, want %d (log %s)", s.name, n, want, s.log)
+	}
+	return nil
 }
 
 // machine describes where the bench runs, for the table's head.
@@ -374,6 +465,8 @@ func describe(p string) string {
 		return "listgate (this tree)"
 	case peerDovecot:
 		return "Dovecot LMTP"
+	case peerMailman:
+		return "Mailman 3 LMTP runner"
 	case peerSink:
 		return "smtp-sink (no storage)"
 	case peerBare:

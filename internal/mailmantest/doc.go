@@ -10,6 +10,10 @@
 //	mm.Stop(t)    // REST and LMTP down
 //	mm.Restart(t) // up again, same ports, lists and queues
 //
+// A program that is not a test (the bench, docs/performance.md) starts the
+// same instance with Launch and ends it with Close; Available, PostForm and
+// CountQueue are Require, Post and QueueLen returning errors.
+//
 // # The instance
 //
 // Everything lives in one directory, /tmp/mailmantest-NNNN (Mailman.Dir):

@@ -191,14 +191,49 @@ const pollTick = 50 * time.Millisecond
 // ends (t.Cleanup), leaving no process behind. Its REST API and LMTP runner
 // listen on free ports of 127.0.0.1; its database, queues and logs are in
 // Dir. It fails the test, showing Mailman's log, if Mailman does not come
-// up within startTimeout.
+// up within startTimeout. It is Launch for a test.
 func Start(t testing.TB, opts Options) *Mailman {
 	t.Helper()
 	Require(t)
+	m, err := launch(opts, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.t = t
+	t.Cleanup(m.cleanup)
+	return m
+}
+
+// Available returns why Mailman cannot run here (not Linux, Debian's
+// mailman3 not installed, no user list, not root), or nil: Require's check,
+// for a program that is not a test.
+func Available() error {
+	if missing := program.Missing(); missing != "" {
+		return fmt.Errorf("mailmantest: %s. %s", missing, program.Hint)
+	}
+	return nil
+}
+
+// Launch starts a private Mailman as Start does, for a program that is not
+// a test (the bench, docs/performance.md): the caller ends it with Close.
+// logf, if not nil, gets one line when it is up. On error nothing of the
+// instance is left, and the error holds Mailman's log.
+func Launch(opts Options, logf func(format string, args ...any)) (*Mailman, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return launch(opts, logf)
+}
+
+// launch starts the instance once probe has succeeded.
+func launch(opts Options, logf func(format string, args ...any)) (*Mailman, error) {
 	begin := time.Now()
 	dir, lock, err := proctest.NewInstance("mailmantest", killAbandoned)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	m := &Mailman{
 		Dir:          dir,
@@ -206,24 +241,34 @@ func Start(t testing.TB, opts Options) *Mailman {
 		VarDir:       filepath.Join(dir, "var"),
 		RESTUser:     "restadmin",
 		RESTPassword: randomHex(16),
-		t:            t,
 		uid:          env.uid,
 		gid:          env.gid,
 		lock:         lock,
 	}
 	m.QueueDir = filepath.Join(m.VarDir, "queue")
 	m.LogFile = filepath.Join(m.VarDir, "logs", "mailman.log")
-	t.Cleanup(m.cleanup)
+	if err := m.setUp(opts); err != nil {
+		err = fmt.Errorf("%w\n%s", err, m.Log())
+		return nil, errors.Join(err, m.Close())
+	}
+	m.Started = time.Since(begin)
+	logf("mailmantest: %s up in %v; REST on %s, LMTP on %s", m.ConfigFile, m.Started.Round(time.Millisecond), m.RESTAddr, m.LMTPAddr)
+	return m, nil
+}
+
+// setUp makes the instance's var directory and configuration and starts
+// it.
+func (m *Mailman) setUp(opts Options) error {
 	// Dir is root's and world-searchable; var/ and the configuration (it
 	// holds the REST password) are list's.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatalf("mailmantest: %v", err)
+	if err := os.Chmod(m.Dir, 0o755); err != nil {
+		return fmt.Errorf("mailmantest: %w", err)
 	}
 	if err := os.Mkdir(m.VarDir, 0o750); err != nil {
-		t.Fatalf("mailmantest: %v", err)
+		return fmt.Errorf("mailmantest: %w", err)
 	}
 	if err := os.Chown(m.VarDir, int(m.uid), int(m.gid)); err != nil {
-		t.Fatalf("mailmantest: %v", err)
+		return fmt.Errorf("mailmantest: %w", err)
 	}
 
 	// The ports are free when picked, but another process may take them
@@ -233,7 +278,7 @@ func Start(t testing.TB, opts Options) *Mailman {
 		rest, err1 := proctest.FreePort()
 		lmtp, err2 := proctest.FreePort()
 		if err := errors.Join(err1, err2); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if rest == lmtp {
 			continue
@@ -241,10 +286,10 @@ func Start(t testing.TB, opts Options) *Mailman {
 		m.setPorts(rest, lmtp)
 		cfg, err := m.config(opts)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if err := m.writeConfig(cfg); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		startErr = m.start()
 		if startErr == nil || !errors.Is(startErr, errPortTaken) {
@@ -252,12 +297,7 @@ func Start(t testing.TB, opts Options) *Mailman {
 		}
 		m.kill()
 	}
-	if startErr != nil {
-		t.Fatalf("%v\n%s", startErr, m.Log())
-	}
-	m.Started = time.Since(begin)
-	t.Logf("mailmantest: %s up in %v; REST on %s, LMTP on %s", m.ConfigFile, m.Started.Round(time.Millisecond), m.RESTAddr, m.LMTPAddr)
-	return m
+	return startErr
 }
 
 func (m *Mailman) setPorts(rest, lmtp int) {
@@ -536,14 +576,8 @@ func (m *Mailman) cleanup() {
 		return
 	}
 	m.closed = true
-	if left := m.kill(); len(left) > 0 {
-		t.Errorf("mailmantest: processes %v of %s survive SIGKILL", left, m.ConfigFile)
-	}
-	if left := proctest.PIDsUsing(m.ConfigFile); len(left) > 0 {
-		t.Errorf("mailmantest: processes %v still use %s after cleanup", left, m.ConfigFile)
-		for _, pid := range left {
-			proctest.Kill(pid)
-		}
+	if err := m.end(); err != nil {
+		t.Error(err)
 	}
 	if t.Failed() {
 		t.Logf("mailmantest: log of %s:\n%s", m.Dir, m.Log())
@@ -552,6 +586,37 @@ func (m *Mailman) cleanup() {
 		t.Error(err)
 	}
 }
+
+// Close ends an instance that Launch started as the test's cleanup does:
+// it kills every process of the instance, checks that none still uses its
+// configuration, and removes Dir. Closing twice does nothing.
+func (m *Mailman) Close() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	return errors.Join(m.end(), proctest.RemoveInstance(m.Dir, m.lock))
+}
+
+// end kills the instance's processes and any other process that still
+// uses its configuration.
+func (m *Mailman) end() error {
+	var errs []error
+	if left := m.kill(); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("mailmantest: processes %v of %s survive SIGKILL", left, m.ConfigFile))
+	}
+	if left := proctest.PIDsUsing(m.ConfigFile); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("mailmantest: processes %v still use %s after cleanup", left, m.ConfigFile))
+		for _, pid := range left {
+			proctest.Kill(pid)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PID is the pid of the instance's master process, which leads its process
+// group (the runners are its children); 0 when it is not running.
+func (m *Mailman) PID() int { return m.pgid }
 
 // Log returns what Mailman logged (mailman.log, where the runners and the
 // REST API's gunicorn log) and what its master wrote to stdout and stderr.

@@ -156,6 +156,10 @@ func (m *Mailman) WaitQueue(t testing.TB, name string, n int, d time.Duration) [
 	return m.Queue(t, name)
 }
 
+// CountQueue returns how many entries queue name holds (its .pck files),
+// as QueueLen does, for a program that is not a test.
+func (m *Mailman) CountQueue(name string) (int, error) { return m.queueLen(name) }
+
 func (m *Mailman) queueLen(name string) (int, error) {
 	dir, err := m.queueDir(name)
 	if err != nil {

@@ -58,13 +58,22 @@ func (m *Mailman) Get(t testing.TB, path string, v any) {
 // test unless the answer is 2xx.
 func (m *Mailman) Post(t testing.TB, path string, form url.Values) {
 	t.Helper()
+	if err := m.PostForm(path, form); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PostForm is Post for a program that is not a test: it returns an error
+// unless the answer is 2xx.
+func (m *Mailman) PostForm(path string, form url.Values) error {
 	status, body, err := m.request(http.MethodPost, path, form)
 	if err == nil && status/100 != 2 {
 		err = fmt.Errorf("status %d: %s", status, body)
 	}
 	if err != nil {
-		t.Fatalf("mailmantest: POST %s %s to %s: %v", path, form.Encode(), m.RESTAddr, err)
+		return fmt.Errorf("mailmantest: POST %s %s to %s: %w", path, form.Encode(), m.RESTAddr, err)
 	}
+	return nil
 }
 
 // Lists returns every list Mailman knows, in its order.

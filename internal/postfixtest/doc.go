@@ -11,6 +11,10 @@
 //	...
 //	pf.WaitQueueEmpty(t, 10*time.Second)
 //
+// A program that is not a test (the bench, docs/performance.md) starts the
+// same instance with Launch and ends it with Close; Available and Queued
+// are Require and Queue returning errors.
+//
 // # Each door's snippet
 //
 // Options.Snippet picks one of Snippets, contrib/postfix's main.cf files,

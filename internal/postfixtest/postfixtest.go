@@ -170,14 +170,49 @@ func probe() string {
 // from contrib/postfix (see Options.Snippet) with the test's addresses
 // substituted; its smtpd(8) listens on a free port of 127.0.0.1. It fails
 // the test, naming the command and showing the instance's log, if Postfix
-// refuses the configuration or does not come up.
+// refuses the configuration or does not come up. It is Launch for a test.
 func Start(t testing.TB, opts Options) *Postfix {
 	t.Helper()
 	Require(t)
+	p, err := launch(opts, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.t = t
+	t.Cleanup(p.stop)
+	return p
+}
+
+// Available returns why Postfix cannot run here (not Linux, not installed,
+// not root), or nil: Require's check, for a program that is not a test.
+func Available() error {
+	if missing := program.Missing(); missing != "" {
+		return fmt.Errorf("postfixtest: %s. %s", missing, program.Hint)
+	}
+	return nil
+}
+
+// Launch starts a private Postfix as Start does, for a program that is not
+// a test (the bench, docs/performance.md): the caller ends it with Close.
+// A snippet named without a path is read from contrib/postfix of the
+// module above the working directory. logf, if not nil, gets one line when
+// it is up. On error nothing of the instance is left.
+func Launch(opts Options, logf func(format string, args ...any)) (*Postfix, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return launch(opts, logf)
+}
+
+// launch starts the instance once probe has succeeded.
+func launch(opts Options, logf func(format string, args ...any)) (*Postfix, error) {
 	begin := time.Now()
 	dir, lock, err := proctest.NewInstance("postfixtest", killAbandoned)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &Postfix{
 		Dir:       dir,
@@ -185,63 +220,77 @@ func Start(t testing.TB, opts Options) *Postfix {
 		QueueDir:  filepath.Join(dir, "q"),
 		DataDir:   filepath.Join(dir, "d"),
 		LogFile:   filepath.Join(dir, "maillog"),
-		t:         t,
 		bin:       env.bin,
 		lock:      lock,
 	}
-	t.Cleanup(p.stop)
+	times, err := p.setUp(opts)
+	if err != nil {
+		return nil, errors.Join(err, p.Close())
+	}
+	p.Started = time.Since(begin)
+	logf("postfixtest: %s up in %v (setup %v, postconf %v, postfix start %v, smtpd greeting %v); smtpd on %s",
+		p.ConfigDir, p.Started.Round(time.Millisecond), times[0].Sub(begin).Round(time.Millisecond),
+		times[1].Sub(times[0]).Round(time.Millisecond), times[2].Sub(times[1]).Round(time.Millisecond),
+		time.Since(times[2]).Round(time.Millisecond), p.SMTPAddr)
+	return p, nil
+}
+
+// setUp writes the instance's configuration, starts it and waits for
+// smtpd's greeting. It returns when the configuration was written, when
+// "postfix start" began, and when it returned.
+func (p *Postfix) setUp(opts Options) ([3]time.Time, error) {
+	var times [3]time.Time
 	// The instance's directories are root's and world-searchable: the
 	// postfix user must reach its queue, and check-warn wants no group or
 	// other write bit on them. Postfix makes the queue's subdirectories
 	// itself ("postfix start" runs post-install create-missing).
-	for _, d := range []string{dir, p.ConfigDir, p.QueueDir} {
+	for _, d := range []string{p.Dir, p.ConfigDir, p.QueueDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatalf("postfixtest: %v", err)
+			return times, fmt.Errorf("postfixtest: %w", err)
 		}
 		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatalf("postfixtest: %v", err)
+			return times, fmt.Errorf("postfixtest: %w", err)
 		}
 	}
 	if opts.Chroot {
 		if err := p.populateChroot(); err != nil {
-			t.Fatal(err)
+			return times, err
 		}
 	}
 
 	main, err := p.mainCF(opts, env.compat)
 	if err != nil {
-		t.Fatal(err)
+		return times, err
 	}
 	masterName, masterText, err := readSnippet(opts.MasterSnippet, "master.cf")
 	if err != nil {
-		t.Fatal(err)
+		return times, err
 	}
 	if err := writeFile(filepath.Join(p.ConfigDir, "main.cf"), main); err != nil {
-		t.Fatal(err)
+		return times, err
 	}
 
 	// The port is free when picked, but another process may take it before
 	// master(8) binds it; then try another.
-	tConfig := time.Now()
-	var tStart time.Time
+	times[0] = time.Now()
 	var startErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		port, err := proctest.FreePort()
 		if err != nil {
-			t.Fatal(err)
+			return times, err
 		}
 		p.SMTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		master := masterCF(p.SMTPAddr, opts.Chroot, masterText, masterName, opts.MasterCF)
 		if err := writeFile(filepath.Join(p.ConfigDir, "master.cf"), master); err != nil {
-			t.Fatal(err)
+			return times, err
 		}
 		if attempt == 0 {
 			if err := p.checkConfig(); err != nil {
-				t.Fatal(err)
+				return times, err
 			}
 		}
 		logStart := p.logSize()
-		tStart = time.Now()
+		times[1] = time.Now()
 		startErr = p.start()
 		if startErr == nil {
 			break
@@ -252,18 +301,13 @@ func Start(t testing.TB, opts Options) *Postfix {
 		}
 	}
 	if startErr != nil {
-		t.Fatal(startErr)
+		return times, startErr
 	}
-	tBanner := time.Now()
+	times[2] = time.Now()
 	if err := p.waitBanner(20 * time.Second); err != nil {
-		t.Fatalf("%v\nmaillog:\n%s", err, p.Log())
+		return times, fmt.Errorf("%w\nmaillog:\n%s", err, p.Log())
 	}
-	p.Started = time.Since(begin)
-	t.Logf("postfixtest: %s up in %v (setup %v, postconf %v, postfix start %v, smtpd greeting %v); smtpd on %s",
-		p.ConfigDir, p.Started.Round(time.Millisecond), tConfig.Sub(begin).Round(time.Millisecond),
-		tStart.Sub(tConfig).Round(time.Millisecond), tBanner.Sub(tStart).Round(time.Millisecond),
-		time.Since(tBanner).Round(time.Millisecond), p.SMTPAddr)
-	return p
+	return times, nil
 }
 
 // CheckOptions reports what Start would refuse in opts before starting

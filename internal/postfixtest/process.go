@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -105,23 +106,8 @@ func (p *Postfix) stop() {
 		return
 	}
 	p.stopped = true
-	if p.pgid != 0 {
-		// "postfix stop" and "postfix abort" both send master(8) SIGTERM,
-		// upon which it signals its process group and exits; "stop" then
-		// polls for it once a second, so abort and wait here instead.
-		if _, _, err := p.run("postfix", "-c", p.ConfigDir, "abort"); err != nil {
-			t.Errorf("%v", err)
-		}
-		if left := proctest.WaitGone(p.pgid, 10*time.Second, pollTick); len(left) > 0 {
-			if err := proctest.KillGroup(p.pgid); err != nil {
-				t.Errorf("%v", err)
-			}
-			if left2 := proctest.WaitGone(p.pgid, 5*time.Second, pollTick); len(left2) > 0 {
-				t.Errorf("postfixtest: postfix processes %v of %s survive SIGKILL", left2, p.ConfigDir)
-			} else {
-				t.Errorf("postfixtest: postfix processes %v of %s outlived \"postfix abort\" and were killed", left, p.ConfigDir)
-			}
-		}
+	if err := p.end(); err != nil {
+		t.Error(err)
 	}
 	if t.Failed() {
 		if log := p.Log(); log != "" {
@@ -132,6 +118,49 @@ func (p *Postfix) stop() {
 		t.Error(err)
 	}
 }
+
+// Close ends an instance that Launch started as the test's cleanup does:
+// it stops master(8), waits until every process of the instance is gone
+// (killing them if they linger), and removes Dir. Closing twice does
+// nothing.
+func (p *Postfix) Close() error {
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	return errors.Join(p.end(), proctest.RemoveInstance(p.Dir, p.lock))
+}
+
+// end stops master(8) and waits until every process of the instance is
+// gone, killing them if they linger.
+func (p *Postfix) end() error {
+	if p.pgid == 0 {
+		return nil
+	}
+	// "postfix stop" and "postfix abort" both send master(8) SIGTERM,
+	// upon which it signals its process group and exits; "stop" then
+	// polls for it once a second, so abort and wait here instead.
+	var errs []error
+	if _, _, err := p.run("postfix", "-c", p.ConfigDir, "abort"); err != nil {
+		errs = append(errs, err)
+	}
+	if left := proctest.WaitGone(p.pgid, 10*time.Second, pollTick); len(left) > 0 {
+		if err := proctest.KillGroup(p.pgid); err != nil {
+			errs = append(errs, err)
+		}
+		if left2 := proctest.WaitGone(p.pgid, 5*time.Second, pollTick); len(left2) > 0 {
+			errs = append(errs, fmt.Errorf("postfixtest: postfix processes %v of %s survive SIGKILL", left2, p.ConfigDir))
+		} else {
+			errs = append(errs, fmt.Errorf("postfixtest: postfix processes %v of %s outlived \"postfix abort\" and were killed", left, p.ConfigDir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PID is the pid of the instance's master(8), which leads its process
+// group (every Postfix daemon of the instance is its child); 0 until
+// started.
+func (p *Postfix) PID() int { return p.pgid }
 
 // run runs a Postfix command from the command directory. A failure names
 // the command and carries its output. postfix(1) gets a terminal as its

@@ -87,20 +87,30 @@ func (m QueueMessage) String() string {
 // Queue returns the messages in the instance's queue ("postqueue -j").
 func (p *Postfix) Queue(t testing.TB) []QueueMessage {
 	t.Helper()
-	out, _, err := p.run("postqueue", "-c", p.ConfigDir, "-j")
+	msgs, err := p.Queued()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return msgs
+}
+
+// Queued is Queue for a program that is not a test: it returns the
+// messages in the instance's queue ("postqueue -j"), or an error.
+func (p *Postfix) Queued() ([]QueueMessage, error) {
+	out, _, err := p.run("postqueue", "-c", p.ConfigDir, "-j")
+	if err != nil {
+		return nil, err
 	}
 	var msgs []QueueMessage
 	dec := json.NewDecoder(strings.NewReader(out))
 	for dec.More() {
 		var m QueueMessage
 		if err := dec.Decode(&m); err != nil {
-			t.Fatalf("postfixtest: postqueue -c %s -j: %v\n%s", p.ConfigDir, err, out)
+			return nil, fmt.Errorf("postfixtest: postqueue -c %s -j: %w\n%s", p.ConfigDir, err, out)
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs
+	return msgs, nil
 }
 
 // WaitQueueEmpty waits until the queue is empty (every message delivered

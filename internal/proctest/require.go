@@ -38,12 +38,19 @@ type Program struct {
 // reason and the Hint. It returns if the daemon can run.
 func (p *Program) Require(t testing.TB) {
 	t.Helper()
-	p.once.Do(func() { p.missing = p.Probe() })
-	if p.missing == "" {
+	if p.Missing() == "" {
 		return
 	}
 	if os.Getenv(EnvRequire) == "1" {
 		t.Fatalf("%s: %s (%s=1: %s is required)", p.Harness, p.missing, EnvRequire, p.Name)
 	}
 	t.Skipf("%s: %s. %s; %s=1 makes this a failure", p.Harness, p.missing, p.Hint, EnvRequire)
+}
+
+// Missing returns why the daemon cannot run here (Probe, called once), or
+// "" if it can: Require's check, for a program that is not a test (the
+// bench, docs/performance.md).
+func (p *Program) Missing() string {
+	p.once.Do(func() { p.missing = p.Probe() })
+	return p.missing
 }
