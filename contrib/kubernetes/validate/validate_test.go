@@ -538,12 +538,28 @@ func checkPostfix(t *testing.T, m *manifests, s config.Settings) {
 			t.Fatal(err)
 		}
 	}
-	for _, args := range [][]string{{"-n"}, {"-M"}} {
+	run := func(args ...string) string {
 		cmd := exec.Command(postconf, append([]string{"-c", cfg}, args...)...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		if out, err := cmd.Output(); err != nil || stderr.Len() > 0 || len(out) == 0 {
-			t.Errorf("postconf -c DIR %s: %v\n%s", args[0], err, stderr.String())
+		out, err := cmd.Output()
+		if err != nil || stderr.Len() > 0 || len(out) == 0 {
+			t.Errorf("postconf -c DIR %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		return string(out)
+	}
+	run("-n")
+	// postconf -M does not know which daemons exist: each master.cf
+	// command must be a program of daemon_directory.
+	daemons := strings.TrimSpace(run("-h", "daemon_directory"))
+	for _, line := range strings.Split(strings.TrimSpace(run("-M")), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			t.Errorf("postconf -M: %q", line)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(daemons, f[7])); err != nil {
+			t.Errorf("master.cf service %s %s: no daemon %s in %s", f[0], f[1], f[7], daemons)
 		}
 	}
 
