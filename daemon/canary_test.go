@@ -57,13 +57,13 @@ func TestCanaryPostfix(t *testing.T) {
 		Milter: "inet:" + milterAddr, LMTP: "inet:" + lmtpAddr, Domains: []string{"example.org"},
 	})
 
-	// Short, but above the time a new smtpd(8) takes to start on a busy
+	// Short, but well above the time a new smtpd(8) takes to start on a busy
 	// machine (up to ~0.7s seen here): after a reload, each probe meets
 	// a new smtpd. A probe that starts just after the reload may still
 	// meet an old one (Postfix lets its idle processes finish), so the
 	// probe after it is the first that must see the change: within two
 	// periods.
-	const interval = time.Second
+	const interval = 3 * time.Second // CI runs other tests alongside
 	s := settings(t) // the list tour@example.org
 	s.Milter = postconf.Endpoint{Network: "tcp", Address: milterAddr}
 	s.LMTP = postconf.Endpoint{Network: "tcp", Address: lmtpAddr}
