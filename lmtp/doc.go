@@ -20,6 +20,12 @@
 // tempfail for that recipient alone, so Postfix keeps the message and
 // retries it: nothing is lost, at worst a message is stored twice.
 //
+// The copies of a message with several recipients are written at the
+// same time (up to 8 at once), and deliveries into one folder from
+// several sessions share flushes of its new/ directory (package spool,
+// group commit); neither changes what a 250 promises, only how many
+// flushes it takes.
+//
 // The door never gives a 554: go-smtp turns any error from LMTPData that
 // is not an *smtp.SMTPError into "554 5.0.0", a permanent failure after
 // which the sender bounces the mail. Every reply is built by smtpError

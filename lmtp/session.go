@@ -193,9 +193,11 @@ func (s *session) Data(r io.Reader) error {
 
 // LMTPData reads the message once (streamed by spool.ReadMessage: a
 // bounded buffer per connection, the rest in a spill file in the spool)
-// and then delivers it to each accepted recipient in RCPT order, setting each recipient's status only after
-// its own delivery: 250 only once spool.Deliver has put the message on
-// stable storage (RFC 2033 §4.2; see the package documentation).
+// and then delivers it to each accepted recipient (the copies of a
+// message with several recipients written at the same time), setting
+// each recipient's status, in RCPT order, only after its own delivery:
+// 250 only once spool.Deliver has put that copy on stable storage
+// (RFC 2033 §4.2; see the package documentation).
 //
 // The verdict is the one given at RCPT time: that is what the client was
 // told, and it is not looked up again. A list removed between RCPT and
@@ -265,39 +267,99 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error)
 		return fallback
 	}
 	defer m.Close()
-	for _, rc := range tx.rcpts {
-		status.SetStatus(rc.rcpt, smtpError(reply.Data, s.deliver(m, tx, rc, qid)))
+	// Each recipient's copy is admitted first, in RCPT order (its list's
+	// size limit; the spool's reserve, counting the copies admitted
+	// before it); the admitted copies are then written at the same time
+	// (at most maxParallelCopies at once), and each recipient's status is
+	// set, in RCPT order, as soon as its own copy is on stable storage.
+	// Every copy has ended before the message is closed (the deferred
+	// Wait runs first).
+	outcomes := make([]chan reply.Outcome, len(tx.rcpts))
+	sem := make(chan struct{}, maxParallelCopies)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var copies []int // indexes of the admitted recipients
+	for i, rc := range tx.rcpts {
+		outcomes[i] = make(chan reply.Outcome, 1)
+		if o, ok := s.admit(m, tx, rc, qid, len(copies)); !ok {
+			outcomes[i] <- o
+			continue
+		}
+		copies = append(copies, i)
+	}
+	if len(copies) == 1 {
+		i := copies[0]
+		outcomes[i] <- s.deliver(m, tx, tx.rcpts[i], qid)
+	} else {
+		for _, i := range copies {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				outcomes[i] <- s.deliverCopy(m, tx, tx.rcpts[i], qid)
+			})
+		}
+	}
+	for i, rc := range tx.rcpts {
+		status.SetStatus(rc.rcpt, smtpError(reply.Data, <-outcomes[i]))
 	}
 	return fallback
 }
 
-// deliver stores m for one recipient and returns the outcome, whose reply
-// after DATA is the recipient's status (RFC 3463 §3.2: 2.1.5
-// "destination address valid", the code of a positive delivery report).
-// qid is Postfix's queue id, for the logs.
-func (s *session) deliver(m *spool.Message, tx transaction, rc recipient, qid string) reply.Outcome {
-	// The list's own max_message_size applies to its posting address
-	// only (Verdict.MaxMessageSize is 0 for sub-addresses); the global
-	// limit to all.
+// maxParallelCopies is how many copies of one message the LMTP door
+// writes at the same time, for a message with several recipients: each
+// waits mostly on its file's and its folder's flush, so they overlap.
+const maxParallelCopies = 8
+
+// deliverCopy is deliver for a copy written in a goroutine of its own: a
+// panic is that recipient's 451 4.3.0, logged once with its stack, and
+// the session and the server go on.
+func (s *session) deliverCopy(m *spool.Message, tx transaction, rc recipient, qid string) (o reply.Outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.srv.m.panics.Inc()
+			s.srv.m.deliveries.WithLabelValues(deliveryResult(reply.LocalError)).Inc()
+			s.srv.log.Error("panic", "door", "lmtp", "cmd", "data", "rcpt", rc.rcpt, "err", fmt.Sprint(p), "stack", string(debug.Stack()))
+			o = reply.LocalError
+		}
+	}()
+	return s.deliver(m, tx, rc, qid)
+}
+
+// admit decides whether m is stored for one recipient: its list's own
+// max_message_size (posting address only; Verdict.MaxMessageSize is 0 for
+// sub-addresses) and the global limit, and, for a client that sent no
+// SIZE=, the spool's reserve. prior is how many copies of m were admitted
+// before this one: a client without SIZE= passed the reserve check at
+// RCPT with a size of 0, so each copy is checked now that the size is
+// known, counting the copies admitted before it, which are not on disk
+// yet (a fresh reading also counts the message's spill file, so this errs
+// on the safe side). With SIZE= the RCPT check counted every copy
+// already. When ok is false, o is the recipient's outcome, logged and
+// counted.
+func (s *session) admit(m *spool.Message, tx transaction, rc recipient, qid string, prior int) (o reply.Outcome, ok bool) {
 	if v := rc.v.CheckSize(m.Size(), s.srv.max); v.Status != lists.Accept {
 		o := reply.Of(v.Status)
 		s.srv.logOutcome(rc.rcpt, v.List, o, tx.id, qid)
 		s.srv.m.deliveries.WithLabelValues(deliveryResult(o)).Inc()
-		return o
+		return o, false
 	}
-	// A client that sent no SIZE= passed the reserve check at RCPT with
-	// a size of 0: each copy is checked now that the size is known (the
-	// cached reading loses each file delivered before it; a fresh one
-	// also counts the message's spill file, so this errs on the safe
-	// side). With SIZE= the RCPT check counted every copy already.
 	if tx.size == 0 {
-		if err := s.srv.spool.Room(m.Size(), 1); err != nil {
+		n := int64(prior) + 1
+		if err := s.srv.spool.Room(satMul(m.Size(), n), n); err != nil {
 			s.srv.m.deliveries.WithLabelValues(deliveryResult(reply.NoSpace)).Inc()
 			s.srv.log.Warn("not delivered: the spool is below its reserve", "door", "lmtp", "rcpt", rc.rcpt, "list", rc.v.List,
 				"kind", string(rc.v.Kind), "lmtp_id", tx.id, "queue_id", qid, "result", deliveryResult(reply.NoSpace), "err", err)
-			return reply.NoSpace
+			return reply.NoSpace, false
 		}
 	}
+	return reply.Accept, true
+}
+
+// deliver stores m for one recipient that admit let through and returns
+// the outcome, whose reply after DATA is the recipient's status (RFC 3463
+// §3.2: 2.1.5 "destination address valid", the code of a positive
+// delivery report). qid is Postfix's queue id, for the logs.
+func (s *session) deliver(m *spool.Message, tx transaction, rc recipient, qid string) reply.Outcome {
 	path, err := s.srv.spool.Deliver(m, spool.Envelope{
 		Sender: tx.from, Rcpt: rc.rcpt,
 		Domain: rc.v.Domain, Local: rc.v.Local, Kind: string(rc.v.Kind),
