@@ -387,10 +387,11 @@ func before(a, b *straceCall) bool { return a.EndLine < b.StartLine && a.End <= 
 //  2. For each 250 after DATA that the server wrote on a connection of
 //     conns, some fsync or fdatasync of that recipient's new/ directory
 //     began after the rename of its file into new/ had returned, and
-//     returned 0 before the write carrying the reply's first byte began. The reply is
-//     found in the bytes the server wrote to the connection's socket (one
-//     write may carry several replies): after the n-th 354 on a connection
-//     come the replies to the recipients of its n-th message, in order.
+//     returned 0 before the write carrying the reply's first byte began.
+//     The reply is found in the bytes the server wrote to the
+//     connection's socket (one write may carry several replies): after the
+//     n-th 354 on a connection come the replies to the recipients of its
+//     n-th message, in order.
 //  3. No recipient got a 250 without a file in new/, and each reply code
 //     read from the log is the one the client read.
 func checkFsyncOrder(calls []straceCall, serverPort int, conns []lmtpConn, newFiles []string) (orderReport, []string) {
