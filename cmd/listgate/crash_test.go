@@ -34,7 +34,8 @@ import (
 // there; TestDurableStepOrder checks fsync(file) before the rename into
 // new/ and fsync(new/) before Deliver returns; TestDeliverFault fails each
 // step in turn; and lmtp's TestStorageFaults shows each such failure
-// answered 451 or 452, never 250.
+// answered 451 or 452, never 250. TestFsyncOrder sees the fsyncs of the
+// running daemon, under strace.
 //
 // LISTGATE_SOAK_KILLS=N (default 1) runs N rounds on the same spool, each
 // a fresh daemon killed mid-stream, and checks every round's
