@@ -64,7 +64,7 @@ func TestCanaryPostfix(t *testing.T) {
 	// probe after it is the first that must see the change: within two
 	// periods.
 	const interval = 3 * time.Second // CI runs other tests alongside
-	s := settings(t) // the list tour@example.org
+	s := settings(t)                 // the list tour@example.org
 	s.Milter = postconf.Endpoint{Network: "tcp", Address: milterAddr}
 	s.LMTP = postconf.Endpoint{Network: "tcp", Address: lmtpAddr}
 	s.CanarySMTP = postconf.Endpoint{Network: "tcp", Address: pf.SMTPAddr}
