@@ -128,7 +128,7 @@ func Watch(dir string, opts WatchOptions) (*Watcher, error) {
 	}
 	w.noteFailed(entries, true)
 	entries = withExternal(entries, opts.External, w.delims, nil)
-	w.publish(build(entries, w.delims, 1), "start", start, slog.LevelInfo)
+	w.publish(build(entries, w.delims, w.opts.Observe, 1), "start", start, slog.LevelInfo)
 	w.wg.Add(1)
 	go w.run()
 	return w, nil
@@ -383,7 +383,7 @@ func (w *Watcher) reloadNames(names map[string]bool, why string) {
 	// build afresh, as a full rescan does.
 	s := old.update(entries, changes, old.gen+1)
 	if s == nil {
-		s = build(entries, w.delims, old.gen+1)
+		s = build(entries, w.delims, w.opts.Observe, old.gen+1)
 	}
 	level := slog.LevelInfo
 	if why == "retry" && same {
@@ -423,7 +423,7 @@ func (w *Watcher) reloadAll(force bool, why string) {
 	if why != "rescan" && maps.EqualFunc(old.entries, entries, sameEntry) {
 		level = slog.LevelDebug
 	}
-	w.publish(build(entries, w.delims, old.gen+1), why, start, level)
+	w.publish(build(entries, w.delims, w.opts.Observe, old.gen+1), why, start, level)
 }
 
 // sameEntry reports whether a and b say the same: the same settings and

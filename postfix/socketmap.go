@@ -125,8 +125,14 @@ func (m *SocketmapServer) lookup(c *conn, req string) (out string) {
 		var v lists.Verdict
 		o, v = m.recipient(snap, key)
 		value = v.List
-		if v.Status == lists.Alias {
+		switch v.Status {
+		case lists.Alias:
 			value = v.Target
+		case lists.Observed:
+			// Found, as a list would be; Postfix's relay_recipient_maps
+			// does not use the value.
+			value = v.Domain
+			s.m.wouldRefuse.WithLabelValues(doorSocketmap, v.Domain).Inc()
 		}
 		s.log.Info("rcpt", "door", doorSocketmap, "rcpt", key, "list", v.List, "verdict", o.String(), "map", name)
 	case mapTransport:
@@ -174,8 +180,9 @@ func isAddress(key string) bool {
 // recipient answers the recipients map (relay_recipient_maps): a list's
 // address or sub-address is found, and postmaster@ or abuse@ of a domain
 // whose domain file names where they go (virtual_alias_maps rewrites
-// them; the recipient is valid); an unknown address, or one of a domain
-// not served, is not; a list file that never parsed is a TEMP. The key is
+// them; the recipient is valid), and an unknown address of a domain in
+// observe mode (counted as a refusal enforce would make); an unknown
+// address, or one of a domain not served, is not; a list file that never parsed is a TEMP. The key is
 // resolved exactly as received.
 func (m *SocketmapServer) recipient(snap *lists.Snapshot, key string) (reply.Outcome, lists.Verdict) {
 	if !isAddress(key) {
@@ -189,7 +196,9 @@ func (m *SocketmapServer) recipient(snap *lists.Snapshot, key string) (reply.Out
 }
 
 // transportOf answers the transport map (transport_maps): listgate's LMTP
-// door for an address that resolves to a list (or to postmaster@ or
+// door for an address that resolves to a list (an unknown address of a
+// domain in observe mode too: the LMTP door refuses it, where Postfix
+// would otherwise relay it to the domain's MX, itself; or to postmaster@ or
 // abuse@ with a domain file setting: virtual_alias_maps should have
 // rewritten it, and the LMTP door then keeps it queued with a 451 rather
 // than Postfix relaying it to the domain's MX, itself) and for a served
@@ -203,7 +212,7 @@ func (m *SocketmapServer) transportOf(snap *lists.Snapshot, key string) reply.Ou
 		return reply.LocalError
 	case isAddress(key):
 		switch o := reply.Of(snap.Resolve(key).Status); o {
-		case reply.Accept, reply.Alias, reply.Broken:
+		case reply.Accept, reply.Alias, reply.Broken, reply.Observed:
 			return o
 		}
 		return reply.NotServed
