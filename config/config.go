@@ -97,6 +97,11 @@ type Settings struct {
 	MailmanDomains         []string          // Mailman's domains, known before it first answers
 	MailmanUnreadyAfter    time.Duration     // Mailman unreached this long: /readyz 503; 0 never
 
+	// Observe puts every served domain whose domain file sets no mode
+	// in observe mode (key observe, flag --observe; docs/lists.md,
+	// "Observe mode"): unknown addresses are let through and counted.
+	Observe bool
+
 	// File is the config file these settings were read from, "" if none.
 	File string
 
@@ -143,6 +148,7 @@ var keys = []key{
 	{"mailman_lmtp", "", "next hop `address` of Mailman's lists (inet:host:port or unix:/path), instead of the LMTP runner Mailman's REST API names"},
 	{"mailman_domains", "", "Mailman's mail `domains`, comma-separated: served before Mailman first answers (with no cache), their unknown addresses tempfailing"},
 	{"mailman_unready_after", "10m", "Mailman not reached for this long (`duration`) makes /readyz answer 503 (listgate serves its last good lists meanwhile); 0: never"},
+	{"observe", "false", "observe mode for every served domain whose domain file sets no mode: unknown addresses are let through at RCPT, logged and counted (listgate_would_refuse_total), not refused"},
 }
 
 func lookup(name string) (key, bool) {
@@ -323,6 +329,12 @@ func (s *Settings) set(name, v string) error {
 		default:
 			s.MailmanUnreadyAfter = d
 		}
+	case "observe":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		s.Observe = b
 	case "shutdown_timeout", "rescan_interval":
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -386,7 +398,7 @@ func On(e postconf.Endpoint) bool { return e.Network != "" }
 // ListsOptions returns the options that read the lists directory as these
 // settings say.
 func (s Settings) ListsOptions() lists.Options {
-	return lists.Options{Delimiters: s.RecipientDelimiter}
+	return lists.Options{Delimiters: s.RecipientDelimiter, Observe: s.Observe}
 }
 
 // NewLogger returns a logger writing to w at LogLevel in LogFormat.

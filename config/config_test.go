@@ -63,6 +63,7 @@ mailman_poll_interval = "2s"
 mailman_lmtp = "inet:127.0.0.1:8026"
 mailman_domains = ["example.org", "bücher.example"]
 mailman_unready_after = "0s"
+observe = true
 `, func(t *testing.T, s Settings) {
 			want := Settings{
 				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool", SpoolReserve: spool.Reserve{Percent: 5},
@@ -80,6 +81,7 @@ mailman_unready_after = "0s"
 				Mailman: "http://restadmin:s3cret@127.0.0.1:8001/3.1", MailmanPollInterval: 2 * time.Second,
 				MailmanLMTP:    postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:8026"},
 				MailmanDomains: []string{"example.org", "bücher.example"},
+				Observe:        true,
 			}
 			s.origin = nil
 			if !reflect.DeepEqual(s, want) {
@@ -168,6 +170,13 @@ mailman_unready_after = "0s"
 		{"bad log level", "log_level = \"loud\"\n", nil, `listgate.toml:1: log_level "loud": want debug, info, warn or error`},
 		{"bad log format", "log_format = \"xml\"\n", nil, `listgate.toml:1: log_format "xml": want text or json`},
 		{"bad hostname", "hostname = \"a b\"\n", nil, `listgate.toml:1: hostname "a b": want a host name without blanks`},
+		{"observe as a word", "observe = \"yes\"\n", nil, `listgate.toml:1: observe "yes": want true or false`},
+		{"observe as a number", "observe = 1\n", nil, `listgate.toml:1: observe: want a boolean (true or false), got an integer`},
+		{"observe off", "observe = false\n", func(t *testing.T, s Settings) {
+			if s.Observe || s.ListsOptions().Observe {
+				t.Errorf("observe %v", s.Observe)
+			}
+		}, ""},
 		{"key twice", "spool = \"/a\"\nspool = \"/b\"\n", nil, `listgate.toml:2:`},
 		{"syntax error", "lists = \"/a\"\nspool = /b\n", nil, `listgate.toml:2:`},
 	}
@@ -246,6 +255,17 @@ func TestFlags(t *testing.T) {
 				t.Errorf("policy %v, socketmap %v", s.Policy, s.Socketmap)
 			}
 		}, ""},
+		{"--observe takes no value", missing, []string{"--observe", "--spool", "/x"}, func(t *testing.T, s Settings) {
+			if !s.Observe || !s.ListsOptions().Observe || s.Spool != "/x" || s.Origin("observe") != "--observe" || Defaults().Observe {
+				t.Errorf("observe %v from %q, spool %q", s.Observe, s.Origin("observe"), s.Spool)
+			}
+		}, ""},
+		{"--observe=false over the file", missing, []string{"--config", writeTemp(t, "observe = true\n"), "--observe=false"}, func(t *testing.T, s Settings) {
+			if s.Observe {
+				t.Error("observe still on")
+			}
+		}, ""},
+		{"a bad --observe", missing, []string{"--observe=maybe"}, nil, `--observe "maybe": want true or false`},
 		{"a missing --config file", file, []string{"--config", missing}, nil, `--config "` + missing + `": no such file or directory`},
 		{"--spool-reserve", missing, []string{"--spool-reserve", "2.5%"}, func(t *testing.T, s Settings) {
 			if s.SpoolReserve != (spool.Reserve{Percent: 2.5}) || s.Origin("spool_reserve") != "--spool-reserve" {

@@ -157,8 +157,13 @@ func TestSocketmapCorpus(t *testing.T) {
 				}
 				for _, f := range forms(cc.Rcpt) {
 					asked++
-					if got, want := c.lookup(f.name, f.key), wantLookup(snap, f.name, f.key); got != want {
+					got, want := c.lookup(f.name, f.key), wantLookup(snap, f.name, f.key)
+					if got != want {
 						t.Errorf("%s %q (%s of %s, line %d): %q, want %q", f.name, f.key, f.what, cc.Rcpt, cc.Line, got, want)
+					}
+					// What `listgate check --explain` shows is the door's answer.
+					if shown := SocketmapAnswer(snap, testLMTP, f.name, f.key); shown != got {
+						t.Errorf("%s %q: SocketmapAnswer %q, the door %q", f.name, f.key, shown, got)
 					}
 				}
 			}
