@@ -109,7 +109,7 @@ func (tr *tracer) domain(s *Snapshot, name string, d *domainIndex) {
 	}
 	switch {
 	case dom != nil && dom.Mode != "":
-		text += fmt.Sprintf(", mode %s (%s:%d)", dom.Mode, dom.File, dom.ModeLine)
+		text += fmt.Sprintf(", mode %s (%s:%d)", dom.Mode, dom.File, dom.modeLine)
 	case d.observe:
 		text += ", mode observe (the observe setting; no domain file sets a mode)"
 	default:

@@ -64,12 +64,10 @@ type Domain struct {
 	// ModeObserve; "" when the file sets none, and Options.Observe
 	// decides.
 	Mode Mode
-	// ModeLine is the line of the key mode, 0 when not set.
-	ModeLine int
 
 	// The lines of the keys postmaster and abuse, for problems found
-	// when the snapshot is built.
-	postmasterLine, abuseLine int
+	// when the snapshot is built, and of mode, for Explain.
+	postmasterLine, abuseLine, modeLine int
 }
 
 // Mode is how a domain's unknown addresses are answered.
@@ -259,7 +257,7 @@ func parseDomain(path, name string, data []byte) (*Domain, error) {
 	switch m := Mode(f.Mode); m {
 	case "":
 	case ModeEnforce, ModeObserve:
-		d.Mode, d.ModeLine = m, valueLine(data, "mode", -1)
+		d.Mode, d.modeLine = m, valueLine(data, "mode", -1)
 	default:
 		return nil, &FileError{File: path, Line: valueLine(data, "mode", -1),
 			Err: fmt.Errorf("mode: want \"enforce\" or \"observe\", got %q", f.Mode)}

@@ -103,6 +103,19 @@ func (s *Snapshot) ServedDomains() []string {
 	return ds
 }
 
+// ObservedDomains returns every served domain (A-label) in observe mode,
+// alias domains included, sorted: their unknown addresses are Observed.
+func (s *Snapshot) ObservedDomains() []string {
+	var ds []string
+	for name, d := range s.domains {
+		if d.observe {
+			ds = append(ds, name)
+		}
+	}
+	slices.Sort(ds)
+	return ds
+}
+
 // Delimiters returns the recipient delimiter characters in force.
 func (s *Snapshot) Delimiters() string { return s.delims }
 

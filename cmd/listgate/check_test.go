@@ -117,6 +117,7 @@ func TestListsCommand(t *testing.T) {
 		"README.txt: ignored: not a list name",
 		"dup@example.org is declared twice",
 		"postmaster@example.com -> hostmaster@example.net (alias, file " + corpus.ListsDir() + "/@example.com; also at lists.example.com)\n",
+		"\nobserve mode (unknown addresses let through and counted): observed.example watch.example\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
