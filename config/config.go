@@ -104,6 +104,10 @@ type Settings struct {
 	CanaryTimeout  time.Duration // one probe, connect included
 	CanaryList     string        // the list address to probe; "" picks one
 	CanarySender   string        // MAIL FROM of a probe; "" is <>
+	// Observe puts every served domain whose domain file sets no mode
+	// in observe mode (key observe, flag --observe; docs/lists.md,
+	// "Observe mode"): unknown addresses are let through and counted.
+	Observe bool
 
 	// File is the config file these settings were read from, "" if none.
 	File string
@@ -156,6 +160,7 @@ var keys = []key{
 	{"canary_timeout", "45s", "longest (`duration`) one canary probe may take, connect included"},
 	{"canary_list", "", "list `address` the canary probes (default: the first list of the lists directory); the bogus address is in its domain"},
 	{"canary_sender", "", "MAIL FROM `address` of the canary's probes (default: the null sender <>)"},
+	{"observe", "false", "observe mode for every served domain whose domain file sets no mode: unknown addresses are let through at RCPT, logged and counted (listgate_would_refuse_total), not refused"},
 }
 
 func lookup(name string) (key, bool) {
@@ -336,6 +341,12 @@ func (s *Settings) set(name, v string) error {
 		default:
 			s.MailmanUnreadyAfter = d
 		}
+	case "observe":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		s.Observe = b
 	case "shutdown_timeout", "rescan_interval":
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -446,7 +457,7 @@ func On(e postconf.Endpoint) bool { return e.Network != "" }
 // ListsOptions returns the options that read the lists directory as these
 // settings say.
 func (s Settings) ListsOptions() lists.Options {
-	return lists.Options{Delimiters: s.RecipientDelimiter}
+	return lists.Options{Delimiters: s.RecipientDelimiter, Observe: s.Observe}
 }
 
 // NewLogger returns a logger writing to w at LogLevel in LogFormat.

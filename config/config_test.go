@@ -68,6 +68,7 @@ canary_interval = "200ms"
 canary_timeout = "5s"
 canary_list = "announce@example.org"
 canary_sender = "canary@example.org"
+observe = true
 `, func(t *testing.T, s Settings) {
 			want := Settings{
 				Lists: "/srv/lists", RecipientDelimiter: "none", Spool: "/srv/spool", SpoolReserve: spool.Reserve{Percent: 5},
@@ -88,6 +89,7 @@ canary_sender = "canary@example.org"
 				CanarySMTP:     postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:25"},
 				CanaryInterval: 200 * time.Millisecond, CanaryTimeout: 5 * time.Second,
 				CanaryList: "announce@example.org", CanarySender: "canary@example.org",
+				Observe: true,
 			}
 			s.origin = nil
 			if !reflect.DeepEqual(s, want) {
@@ -189,6 +191,13 @@ canary_sender = "canary@example.org"
 		{"canary: list without a domain", "canary_list = \"announce\"\n", nil, `listgate.toml:1: canary_list "announce": want local@domain`},
 		{"canary: list in brackets", "canary_list = \"<a@example.org>\"\n", nil, `listgate.toml:1: canary_list "<a@example.org>": want an address without blanks`},
 		{"canary: sender", "canary_sender = \"@example.org\"\n", nil, `listgate.toml:1: canary_sender "@example.org": want local@domain (empty: the null sender <>)`},
+		{"observe as a word", "observe = \"yes\"\n", nil, `listgate.toml:1: observe "yes": want true or false`},
+		{"observe as a number", "observe = 1\n", nil, `listgate.toml:1: observe: want a boolean (true or false), got an integer`},
+		{"observe off", "observe = false\n", func(t *testing.T, s Settings) {
+			if s.Observe || s.ListsOptions().Observe {
+				t.Errorf("observe %v", s.Observe)
+			}
+		}, ""},
 		{"key twice", "spool = \"/a\"\nspool = \"/b\"\n", nil, `listgate.toml:2:`},
 		{"syntax error", "lists = \"/a\"\nspool = /b\n", nil, `listgate.toml:2:`},
 	}
@@ -267,6 +276,17 @@ func TestFlags(t *testing.T) {
 				t.Errorf("policy %v, socketmap %v", s.Policy, s.Socketmap)
 			}
 		}, ""},
+		{"--observe takes no value", missing, []string{"--observe", "--spool", "/x"}, func(t *testing.T, s Settings) {
+			if !s.Observe || !s.ListsOptions().Observe || s.Spool != "/x" || s.Origin("observe") != "--observe" || Defaults().Observe {
+				t.Errorf("observe %v from %q, spool %q", s.Observe, s.Origin("observe"), s.Spool)
+			}
+		}, ""},
+		{"--observe=false over the file", missing, []string{"--config", writeTemp(t, "observe = true\n"), "--observe=false"}, func(t *testing.T, s Settings) {
+			if s.Observe {
+				t.Error("observe still on")
+			}
+		}, ""},
+		{"a bad --observe", missing, []string{"--observe=maybe"}, nil, `--observe "maybe": want true or false`},
 		{"a missing --config file", file, []string{"--config", missing}, nil, `--config "` + missing + `": no such file or directory`},
 		{"--spool-reserve", missing, []string{"--spool-reserve", "2.5%"}, func(t *testing.T, s Settings) {
 			if s.SpoolReserve != (spool.Reserve{Percent: 2.5}) || s.Origin("spool_reserve") != "--spool-reserve" {

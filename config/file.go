@@ -97,6 +97,9 @@ func fileValue(name string, v any, dir string) (string, error) {
 		name == "min_data_rate" || name == "max_connections" || name == "max_connections_per_client") {
 		return strconv.FormatInt(n, 10), nil
 	}
+	if b, ok := v.(bool); ok && name == "observe" {
+		return strconv.FormatBool(b), nil
+	}
 	if a, ok := v.([]any); ok && name == "mailman_domains" {
 		return joinStrings(a)
 	}
@@ -116,6 +119,8 @@ func fileValue(name string, v any, dir string) (string, error) {
 			want = "an integer"
 		case "mailman_domains":
 			want = "an array of domain strings"
+		case "observe":
+			want = "a boolean (true or false)"
 		}
 		return "", fmt.Errorf("want %s, got %s", want, tomlType(v))
 	}

@@ -37,6 +37,10 @@ func (v *flagValue) String() string {
 	return k.def
 }
 
+// IsBoolFlag makes the flag of a boolean setting (--observe) take no
+// value: "--observe" is "--observe=true".
+func (v *flagValue) IsBoolFlag() bool { return v.name == "observe" }
+
 func (v *flagValue) Set(s string) error {
 	v.f.given = append(v.f.given, flagValue{name: v.name, value: s})
 	return nil

@@ -230,6 +230,10 @@ type Options struct {
 	// External, if set, is merged into the snapshot: lists and domains
 	// from GNU Mailman, say. A Watcher takes later sets by SetExternal.
 	External *External
+	// Observe puts every served domain whose domain file sets no mode in
+	// observe mode (Domain.Mode, Status Observed); a domain file's
+	// `mode = "enforce"` still wins.
+	Observe bool
 
 	open func(path string) (*os.File, error) // nil: os.Open; tests inject faults
 }
@@ -253,5 +257,5 @@ func Load(dir string, opts Options) (*Snapshot, error) {
 		return nil, err
 	}
 	entries = withExternal(entries, opts.External, opts.delims(), nil)
-	return build(entries, opts.delims(), 1), nil
+	return build(entries, opts.delims(), opts.Observe, 1), nil
 }

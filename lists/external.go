@@ -269,7 +269,7 @@ func (w *Watcher) SetExternal(x *External) {
 	}
 	s := old.update(entries, changes, old.gen+1)
 	if s == nil {
-		s = build(entries, w.delims, old.gen+1)
+		s = build(entries, w.delims, w.opts.Observe, old.gen+1)
 	}
 	why := "external"
 	if x != nil && x.Source != "" {

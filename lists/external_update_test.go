@@ -76,7 +76,7 @@ func TestExternalUpdateMatchesBuild(t *testing.T) {
 			t.Fatalf("step %d: SetExternal changed the old snapshot", step)
 		}
 		entries := maps.Clone(got.entries)
-		if full := build(entries, delims, got.gen); state(got, rcpts) != state(full, rcpts) {
+		if full := build(entries, delims, false, got.gen); state(got, rcpts) != state(full, rcpts) {
 			t.Fatalf("step %d: SetExternal gives\n%s\nbuild gives\n%s", step, state(got, rcpts), state(full, rcpts))
 		}
 		if inc := old.update(got.entries, externalChanges(old, got), old.gen+1); inc != nil {

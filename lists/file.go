@@ -60,11 +60,29 @@ type Domain struct {
 	// file writes it ("hostmaster@example.net"), checked. Empty when not
 	// set. A list of that name wins over the setting.
 	Postmaster, Abuse string
+	// Mode is the domain's mode (key `mode`): ModeEnforce or
+	// ModeObserve; "" when the file sets none, and Options.Observe
+	// decides.
+	Mode Mode
 
 	// The lines of the keys postmaster and abuse, for problems found
-	// when the snapshot is built.
-	postmasterLine, abuseLine int
+	// when the snapshot is built, and of mode, for Explain.
+	postmasterLine, abuseLine, modeLine int
 }
+
+// Mode is how a domain's unknown addresses are answered.
+type Mode string
+
+// The modes of a domain (key `mode` of a domain file).
+const (
+	// ModeEnforce refuses an unknown address (Unknown: 550 5.1.1 at
+	// RCPT). The default.
+	ModeEnforce Mode = "enforce"
+	// ModeObserve lets an unknown address through the doors that answer
+	// at RCPT (Observed), which log and count it: a domain that accepts
+	// every address today can be watched before it is enforced.
+	ModeObserve Mode = "observe"
+)
 
 // listFile is the TOML schema of a list file. Unknown keys are errors.
 type listFile struct {
@@ -84,6 +102,7 @@ type domainFile struct {
 	Keep        *bool    `toml:"keep"`
 	Postmaster  string   `toml:"postmaster"`
 	Abuse       string   `toml:"abuse"`
+	Mode        string   `toml:"mode"`
 }
 
 // FileError is a problem with one file of the lists directory. Its message
@@ -176,6 +195,7 @@ var (
 		"keep":        "a boolean",
 		"postmaster":  "an address string such as \"hostmaster@example.net\"",
 		"abuse":       "an address string such as \"hostmaster@example.net\"",
+		"mode":        "a string: \"enforce\" or \"observe\"",
 	}
 )
 
@@ -233,6 +253,14 @@ func parseDomain(path, name string, data []byte) (*Domain, error) {
 	var err error
 	if d.NextHop, err = parseNextHopKey(path, data, f.NextHop); err != nil {
 		return nil, err
+	}
+	switch m := Mode(f.Mode); m {
+	case "":
+	case ModeEnforce, ModeObserve:
+		d.Mode, d.modeLine = m, valueLine(data, "mode", -1)
+	default:
+		return nil, &FileError{File: path, Line: valueLine(data, "mode", -1),
+			Err: fmt.Errorf("mode: want \"enforce\" or \"observe\", got %q", f.Mode)}
 	}
 	for i, a := range f.Aliases {
 		c, err := canonicalDomain(strings.TrimPrefix(a, "@"))

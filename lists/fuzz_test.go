@@ -93,6 +93,12 @@ func FuzzResolve(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rcpt string) {
 		v := snap.Resolve(rcpt)
 
+		// Explain runs the same code: its verdict is Resolve's, and it
+		// reports at least the steps every recipient goes through.
+		if steps, w := snap.Explain(rcpt); w != v || len(steps) < 2 {
+			t.Errorf("Explain(%q) = %+v in %d steps, Resolve = %+v", rcpt, w, len(steps), v)
+		}
+
 		// Angle brackets are stripped.
 		if !strings.ContainsAny(rcpt, "<>") {
 			if w := snap.Resolve("<" + rcpt + ">"); w != v {
@@ -127,6 +133,17 @@ func FuzzResolve(f *testing.F) {
 			// list file has never parsed (no list then).
 			if v.List != "" && v.List != v.Local+"@"+v.Domain || v.Kind != "" || v.MaxMessageSize != 0 {
 				t.Errorf("Resolve(%q) = %+v", rcpt, v)
+			}
+		case lists.Observed:
+			// Unknown, in a domain whose file says observe.
+			var mode lists.Mode
+			for _, d := range doms {
+				if d.Name == v.Domain {
+					mode = d.Mode
+				}
+			}
+			if mode != lists.ModeObserve || v.List != "" || v.Local != "" || v.Kind != "" || v.MaxMessageSize != 0 || v.Target != "" {
+				t.Errorf("Resolve(%q) = %+v: not an unknown address of an observed domain", rcpt, v)
 			}
 		case lists.Unknown, lists.NotServed:
 			if v.List != "" || v.Local != "" || v.Domain != "" || v.Kind != "" || v.MaxMessageSize != 0 || v.Target != "" {

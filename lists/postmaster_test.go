@@ -70,7 +70,9 @@ func TestResolvePostmaster(t *testing.T) {
 }
 
 // TestPostmasterProblems: a bad postmaster or abuse value is a problem on
-// its line, and the domain file is not taken; a list of that name wins
+// its line, and the domain file is not taken: a domain file that has
+// never parsed makes the domain's unknown addresses tempfail (it may set
+// where postmaster@ goes, or the domain's mode). A list of that name wins
 // over a good value, with a problem that says so.
 func TestPostmasterProblems(t *testing.T) {
 	tests := []struct {
@@ -81,19 +83,19 @@ func TestPostmasterProblems(t *testing.T) {
 		status  lists.Status
 	}{
 		{"not an address", map[string]string{"@example.org": "description = \"d\"\npostmaster = \"hostmaster\"\n"},
-			`@example.org:2: postmaster: "hostmaster" is not an address: want local@domain`, "postmaster@example.org", lists.Unknown},
+			`@example.org:2: postmaster: "hostmaster" is not an address: want local@domain`, "postmaster@example.org", lists.Broken},
 		{"two addresses", map[string]string{"@example.org": "abuse = \"a@example.net, b@example.net\"\n"},
-			`@example.org:1: abuse: "a@example.net, b@example.net" is not one plain address: want local@domain`, "abuse@example.org", lists.Unknown},
+			`@example.org:1: abuse: "a@example.net, b@example.net" is not one plain address: want local@domain`, "abuse@example.org", lists.Broken},
 		{"bad domain", map[string]string{"@example.org": "\n\npostmaster = \"h@exa mple.net\"\n"},
-			`@example.org:3: postmaster: "h@exa mple.net" is not one plain address: want local@domain`, "postmaster@example.org", lists.Unknown},
+			`@example.org:3: postmaster: "h@exa mple.net" is not one plain address: want local@domain`, "postmaster@example.org", lists.Broken},
 		{"spaces", map[string]string{"@example.org": "postmaster = \" h@example.net\"\n"},
-			`@example.org:1: postmaster: " h@example.net" has leading or trailing space`, "postmaster@example.org", lists.Unknown},
+			`@example.org:1: postmaster: " h@example.net" has leading or trailing space`, "postmaster@example.org", lists.Broken},
 		{"itself", map[string]string{"@example.org": "postmaster = \"PostMaster@example.org\"\n"},
-			`@example.org:1: postmaster: PostMaster@example.org is the address itself`, "postmaster@example.org", lists.Unknown},
+			`@example.org:1: postmaster: PostMaster@example.org is the address itself`, "postmaster@example.org", lists.Broken},
 		{"itself on an alias domain", map[string]string{"@example.org": "aliases = [\"example.com\"]\nabuse = \"abuse@example.com\"\n"},
-			`@example.org:2: abuse: abuse@example.com is the address itself`, "abuse@example.org", lists.Unknown},
+			`@example.org:2: abuse: abuse@example.com is the address itself`, "abuse@example.org", lists.Broken},
 		{"wrong type", map[string]string{"@example.org": "postmaster = [\"h@example.net\"]\n"},
-			`@example.org:1: postmaster: want an address string such as "hostmaster@example.net", got an array`, "postmaster@example.org", lists.Unknown},
+			`@example.org:1: postmaster: want an address string such as "hostmaster@example.net", got an array`, "postmaster@example.org", lists.Broken},
 		{"a list wins", map[string]string{"@example.org": "\npostmaster = \"h@example.net\"\n", "postmaster@example.org": ""},
 			`@example.org:2: postmaster = "h@example.net" is ignored: postmaster@example.org is a list (DIR/postmaster@example.org), and the list wins`,
 			"postmaster@example.org", lists.Accept},

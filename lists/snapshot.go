@@ -32,6 +32,9 @@ type Snapshot struct {
 	// blind is set while an External has never been reached and declares
 	// no domain: which domains it serves is unknown (ServesDomain).
 	blind bool
+	// observe is Options.Observe: the mode of a domain whose domain file
+	// sets none.
+	observe bool
 }
 
 // domainIndex holds the addresses of one served domain. An alias domain
@@ -47,6 +50,9 @@ type domainIndex struct {
 	// postmaster and abuse are the domain file's settings of the same
 	// name: where postmaster@ and abuse@ go when no list has that name.
 	postmaster, abuse string
+	// observe is set when the domain is in observe mode: an unknown
+	// address is Observed, not Unknown.
+	observe bool
 }
 
 // target is what a canonical local part names: a list, or a list that
@@ -97,14 +103,28 @@ func (s *Snapshot) ServedDomains() []string {
 	return ds
 }
 
+// ObservedDomains returns every served domain (A-label) in observe mode,
+// alias domains included, sorted: their unknown addresses are Observed.
+func (s *Snapshot) ObservedDomains() []string {
+	var ds []string
+	for name, d := range s.domains {
+		if d.observe {
+			ds = append(ds, name)
+		}
+	}
+	slices.Sort(ds)
+	return ds
+}
+
 // Delimiters returns the recipient delimiter characters in force.
 func (s *Snapshot) Delimiters() string { return s.delims }
 
 // build turns directory entries into a snapshot. It never fails: every
 // conflict becomes a problem and, where it decides a recipient, a tempfail.
-func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
+// observe is Options.Observe.
+func build(entries map[string]*entry, delims string, observe bool, gen uint64) *Snapshot {
 	s := &Snapshot{gen: gen, delims: delims, domains: make(map[string]*domainIndex), entries: entries,
-		claims: make(map[string]bool)}
+		claims: make(map[string]bool), observe: observe}
 	byAddr := make(map[string][]*entry, len(entries))
 	var extDomains []*entry
 	for _, e := range entries {
@@ -123,7 +143,7 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 	index := func(domain string) *domainIndex {
 		d := s.domains[domain]
 		if d == nil {
-			d = &domainIndex{name: domain, locals: make(map[string]target)}
+			d = &domainIndex{name: domain, locals: make(map[string]target), observe: observe}
 			s.domains[domain] = d
 		}
 		return d
@@ -144,10 +164,14 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 		}
 		e := es[0]
 		if e.kind == nameDomain {
-			index(addr[1:])
+			d := index(addr[1:])
 			if len(es) == 1 && e.dom != nil {
 				s.doms = append(s.doms, e.dom)
 				domainAliases = append(domainAliases, e.dom)
+			} else {
+				// Its mode is unknown: it may say observe, and a 550
+				// would refuse what an observed domain lets through.
+				d.unsettled++
 			}
 			continue
 		}
@@ -215,9 +239,13 @@ func build(entries map[string]*entry, delims string, gen uint64) *Snapshot {
 		}
 	}
 	for _, dom := range domainAliases {
+		d := s.domains[dom.Name]
+		if dom.Mode != "" {
+			d.observe = dom.Mode == ModeObserve
+		}
 		for _, a := range dom.Aliases {
 			if claimed[a] == dom.File {
-				s.domains[a] = s.domains[dom.Name]
+				s.domains[a] = d
 			}
 		}
 	}
@@ -409,23 +437,47 @@ func sortProblems(ps []*FileError) {
 //     list before it: that list's sub-address.
 //  5. Else, for postmaster or abuse whose domain file says where it goes
 //     (and no list has the name): Alias, with Verdict.Target.
-//  6. Else unknown (or not served, when the domain is not served).
+//  6. Else unknown (or not served, when the domain is not served);
+//     Observed instead of Unknown when the domain is in observe mode,
+//     and Broken while a list file or the domain file of the domain has
+//     never parsed.
+//
+// Explain reports each of these steps; it runs the same code.
 //
 // For an all-ASCII recipient whose local part (up to the delimiter) and
 // domain fit in 255 octets together, as RFC 5321 §4.5.3.1.3 paths do,
 // Resolve does not allocate; longer or non-ASCII ones allocate the folded
 // key.
-func (s *Snapshot) Resolve(rcpt string) Verdict {
+func (s *Snapshot) Resolve(rcpt string) Verdict { return s.resolve(rcpt, nil) }
+
+// resolve is Resolve, reporting each step to tr when tr is not nil
+// (Explain). Every call of tr is behind a nil check and takes strings
+// only, so that Resolve's key buffer stays on the stack.
+func (s *Snapshot) resolve(rcpt string, tr *tracer) Verdict {
 	addr := strings.TrimPrefix(strings.TrimSuffix(rcpt, ">"), "<")
+	if tr != nil {
+		tr.brackets(rcpt, addr)
+	}
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
+		if tr != nil {
+			tr.add(StepSplit, "no \"@\": not an address, so no domain of listgate's")
+		}
 		return Verdict{Status: NotServed}
 	}
 	local, domain := addr[:at], strings.TrimSuffix(addr[at+1:], ".")
+	if tr != nil {
+		tr.split(addr[:at], addr[at+1:], domain)
+	}
 	var ext string
 	if i := strings.IndexAny(local, s.delims); i >= 0 && s.delims != "" {
 		_, size := utf8.DecodeRuneInString(local[i:]) // a delimiter may be any character
+		if tr != nil {
+			tr.extension(s.delims, local[i:i+size], local[:i], local[i+size:])
+		}
 		local, ext = local[:i], local[i+size:]
+	} else if tr != nil {
+		tr.extension(s.delims, "", local, "")
 	}
 	var buf [256]byte
 	var key []byte // lower-case local, '@', lower-case domain
@@ -437,32 +489,62 @@ func (s *Snapshot) Resolve(rcpt string) Verdict {
 	} else {
 		key = slowKey(local, domain)
 		if key == nil {
+			if tr != nil {
+				tr.add(StepFold, fmt.Sprintf("domain %q is not a valid IDNA name, so no domain of listgate's", domain))
+			}
 			return Verdict{Status: NotServed}
 		}
 	}
 	at = bytes.LastIndexByte(key, '@') + 1
+	if tr != nil {
+		tr.fold(local, domain, string(key[:at-1]), string(key[at:]))
+	}
 	d := s.domains[string(key[at:])]
+	if tr != nil {
+		tr.domain(s, string(key[at:]), d)
+	}
 	if d == nil {
 		return Verdict{Status: NotServed}
 	}
 	lkey := key[:at-1]
-	if t, ok := d.locals[string(lkey)]; ok {
+	t, ok := d.locals[string(lkey)]
+	if tr != nil {
+		tr.list(s, string(lkey), d, t, ok)
+	}
+	if ok {
 		return t.verdict(Post, ext)
 	}
 	// A suffix longer than any sub-address name is not one; checking first
 	// keeps string(suffix) from allocating (beyond 32 bytes it would).
 	if dash := lastDash(lkey); dash > 0 && len(lkey)-dash-1 <= len("unsubscribe") {
 		if kind := subaddress(string(lkey[dash+1:])); kind != noSuffix {
-			if t, ok := d.locals[string(lkey[:dash])]; ok {
+			t, ok := d.locals[string(lkey[:dash])]
+			if tr != nil {
+				tr.subaddress(s, string(lkey[:dash]), string(lkey[dash+1:]), kind, d, t, ok)
+			}
+			if ok {
 				return t.verdict(kind, ext)
 			}
+		} else if tr != nil {
+			tr.subaddress(s, string(lkey[:dash]), string(lkey[dash+1:]), kind, d, target{}, false)
 		}
+	} else if tr != nil {
+		tr.noSubaddress(string(lkey), dash)
 	}
 	if local, t := d.aliasOf(lkey); t != "" {
+		if tr != nil {
+			tr.role(s, local, t, d)
+		}
 		return Verdict{Status: Alias, Target: t, Local: local, Domain: d.name, Extension: ext}
+	}
+	if tr != nil {
+		tr.unknown(s, d)
 	}
 	if d.unsettled > 0 {
 		return Verdict{Status: Broken, Extension: ext}
+	}
+	if d.observe {
+		return Verdict{Status: Observed, Domain: d.name, Extension: ext}
 	}
 	return Verdict{Status: Unknown, Extension: ext}
 }

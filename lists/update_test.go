@@ -43,7 +43,7 @@ func TestUpdateMatchesBuild(t *testing.T) {
 
 	rnd := rand.New(rand.NewPCG(3, 4))
 	dir := t.TempDir()
-	old := build(map[string]*entry{}, delims, 1)
+	old := build(map[string]*entry{}, delims, false, 1)
 	applied := 0
 	for step := range 1500 {
 		batch := map[string]bool{}
@@ -70,7 +70,7 @@ func TestUpdateMatchesBuild(t *testing.T) {
 			}
 			changes = append(changes, change{old: prev, new: e})
 		}
-		full := build(entries, delims, old.gen+1)
+		full := build(entries, delims, false, old.gen+1)
 		inc := old.update(entries, changes, old.gen+1)
 		if got := state(old, rcpts); got != before {
 			t.Fatalf("step %d: update changed the old snapshot:\n%s\nwas\n%s", step, got, before)

@@ -33,6 +33,16 @@ const (
 	// through virtual_alias_maps (the socketmap door's map "aliases");
 	// the milter and policy doors let it pass.
 	Alias
+	// Observed means the recipient would be Unknown, but its domain is in
+	// observe mode (domain file key `mode = "observe"`, or
+	// Options.Observe for every domain whose file sets no mode): the
+	// milter and policy doors let it pass and the socketmap's recipients
+	// map finds it, each counting it as a refusal it would have made;
+	// the LMTP door refuses it as Unknown (550 5.1.1), which after
+	// Postfix accepted it is a bounce, as with no listgate in front.
+	// Verdict.Domain is the served domain. A tempfail (Broken) stays a
+	// tempfail in observe mode.
+	Observed
 )
 
 var statusNames = [...]string{
@@ -42,10 +52,12 @@ var statusNames = [...]string{
 	Broken:    "tempfail",
 	TooLarge:  "too-large",
 	Alias:     "alias",
+	Observed:  "observed",
 }
 
 // String returns the status as logs and `listgate check` print it:
-// "accept", "unknown", "not-served", "tempfail", "too-large" or "alias".
+// "accept", "unknown", "not-served", "tempfail", "too-large", "alias" or
+// "observed".
 func (s Status) String() string {
 	if int(s) < len(statusNames) {
 		return statusNames[s]

@@ -131,7 +131,7 @@ func Watch(dir string, opts WatchOptions) (*Watcher, error) {
 	}
 	w.noteFailed(entries, true)
 	entries = withExternal(entries, opts.External, w.delims, nil)
-	w.publish(build(entries, w.delims, 1), "start", start, slog.LevelInfo, diffEntries(nil, entries))
+	w.publish(build(entries, w.delims, w.opts.Observe, 1), "start", start, slog.LevelInfo, diffEntries(nil, entries))
 	returnMemory(len(entries))
 	w.wg.Add(1)
 	go w.run()
@@ -387,7 +387,7 @@ func (w *Watcher) reloadNames(names map[string]bool, why string) {
 	// build afresh, as a full rescan does.
 	s := old.update(entries, changes, old.gen+1)
 	if s == nil {
-		s = build(entries, w.delims, old.gen+1)
+		s = build(entries, w.delims, w.opts.Observe, old.gen+1)
 	}
 	level := slog.LevelInfo
 	if why == "retry" && same {
@@ -429,7 +429,7 @@ func (w *Watcher) reloadAll(force bool, why string) {
 	if why != "rescan" && len(changes) == 0 {
 		level = slog.LevelDebug
 	}
-	w.publish(build(entries, w.delims, old.gen+1), why, start, level, changes)
+	w.publish(build(entries, w.delims, w.opts.Observe, old.gen+1), why, start, level, changes)
 	returnMemory(len(entries))
 }
 

@@ -92,7 +92,7 @@ func TestMetricNames(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"listgate_lmtp_recipients_total": "verdict=accept verdict=alias verdict=error verdict=no-space verdict=not-served verdict=tempfail verdict=too-large verdict=too-many-recipients verdict=unknown",
+		"listgate_lmtp_recipients_total": "verdict=accept verdict=alias verdict=error verdict=no-space verdict=not-served verdict=observed verdict=tempfail verdict=too-large verdict=too-many-recipients verdict=unknown",
 		"listgate_lmtp_deliveries_total": "result=delivered result=error result=no-space result=too-large",
 		"listgate_lmtp_panics_total":     "",
 		"listgate_lmtp_connections":      "",

@@ -45,6 +45,7 @@
 //	too-large             RCPT        552 5.3.4 Message size exceeds fixed limit
 //	too-large             after DATA  552 5.3.4 <rcpt> Message size exceeds fixed limit
 //	alias                 RCPT        451 4.3.0 Temporary lookup failure
+//	observed              RCPT        550 5.1.1 Requested action not taken: mailbox unavailable
 //	error                 RCPT        451 4.3.0 Requested action aborted: local error in processing
 //	error                 after DATA  451 4.3.0 <rcpt> Requested action aborted: local error in processing
 //	no-space              RCPT        452 4.3.1 Insufficient system storage

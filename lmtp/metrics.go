@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		rcpts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_lmtp_recipients_total",
-			Help: "Recipients answered by the LMTP door, by verdict (accept, unknown, not-served, tempfail, too-large, alias, error, no-space, too-many-recipients).",
+			Help: "Recipients answered by the LMTP door, by verdict (accept, unknown, not-served, tempfail, too-large, alias, observed, error, no-space, too-many-recipients).",
 		}, []string{"verdict"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_lmtp_deliveries_total",
@@ -65,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Panics recovered in LMTP sessions (each answered 451 4.3.0).",
 		}),
 	}
-	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.LocalError,
+	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.Observed, reply.LocalError,
 		reply.NoSpace, reply.TooManyRecipients} {
 		m.rcpts.WithLabelValues(o.String())
 	}

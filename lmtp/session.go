@@ -178,6 +178,10 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) (err error) {
 		s.srv.log.Warn(fmt.Sprintf("%s@%s is an alias for %s: Postfix's virtual_alias_maps (socketmap aliases) should have rewritten it",
 			v.Local, v.Domain, v.Target), "door", "lmtp", "rcpt", to, "lmtp_id", s.tx.id)
 	}
+	// An observed recipient (its domain in observe mode) is refused as
+	// unknown: the milter let it through, Postfix accepted the mail, and
+	// the 550 makes Postfix bounce it to the sender, as the domain's
+	// setup did before listgate (docs/lists.md, "Observe mode").
 	if o != reply.Accept {
 		return smtpError(reply.RCPT, o)
 	}

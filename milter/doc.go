@@ -115,6 +115,7 @@
 //	too-large   RCPT            552 5.3.4 Message size exceeds fixed limit
 //	too-large   end of message  552 5.3.4 Message size exceeds fixed limit
 //	alias       RCPT            continue
+//	observed    RCPT            continue
 //	error       RCPT            451 4.3.0 Requested action aborted: local error in processing
 //	error       end of message  451 4.3.0 Requested action aborted: local error in processing
 //

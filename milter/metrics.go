@@ -28,6 +28,8 @@ type metrics struct {
 	protocolErrors prometheus.Counter
 	refused        *prometheus.CounterVec
 	idleClosed     prometheus.Counter
+	// wouldRefuse is listgate_would_refuse_total, shared by the doors.
+	wouldRefuse *prometheus.CounterVec
 }
 
 // newMetrics creates the collectors and registers them with reg, if any.
@@ -37,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		rcpt: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_milter_recipients_total",
-			Help: "Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, alias, error).",
+			Help: "Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, alias, observed, error).",
 		}, []string{"verdict"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_milter_messages_total",
@@ -67,12 +69,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range connlimit.Reasons() {
 		m.refused.WithLabelValues(r)
 	}
-	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.LocalError} {
+	for _, o := range []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.Observed, reply.LocalError} {
 		m.rcpt.WithLabelValues(o.String())
 	}
 	for _, r := range []string{reply.Accept.String(), reply.TooLarge.String(), labelUnchecked, labelError} {
 		m.messages.WithLabelValues(r)
 	}
+	m.wouldRefuse = promreg.WouldRefuse(reg)
 	if reg == nil {
 		return m
 	}

@@ -259,12 +259,13 @@ func TestMetrics(t *testing.T) {
 # HELP listgate_milter_connections Milter connections from the MTA currently open.
 # TYPE listgate_milter_connections gauge
 listgate_milter_connections 2
-# HELP listgate_milter_recipients_total Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, alias, error).
+# HELP listgate_milter_recipients_total Recipients the milter door answered, by verdict (accept, unknown, not-served, tempfail, too-large, alias, observed, error).
 # TYPE listgate_milter_recipients_total counter
 listgate_milter_recipients_total{verdict="accept"} 3
 listgate_milter_recipients_total{verdict="alias"} 0
 listgate_milter_recipients_total{verdict="error"} 0
 listgate_milter_recipients_total{verdict="not-served"} 1
+listgate_milter_recipients_total{verdict="observed"} 0
 listgate_milter_recipients_total{verdict="tempfail"} 1
 listgate_milter_recipients_total{verdict="too-large"} 1
 listgate_milter_recipients_total{verdict="unknown"} 1

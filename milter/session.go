@@ -256,6 +256,10 @@ func (m *session) RcptTo(rcpt string, _ string, mod gomilter.Modifier) (resp *go
 	}
 	o := reply.Of(v.Status)
 	m.logRcpt(rcpt, v.List, o, mod)
+	if o == reply.Observed {
+		// Observe mode: enforce would refuse it (550 5.1.1).
+		m.s.metrics.wouldRefuse.WithLabelValues("milter", v.Domain).Inc()
+	}
 	if v.Status == lists.Accept {
 		m.tx.accepted = true
 		m.tx.rcpt = max(m.tx.rcpt, len(rcpt))

@@ -115,7 +115,7 @@ func TestMetricNames(t *testing.T) {
 		want      map[string]string
 	}{
 		{false, map[string]string{
-			"listgate_policy_requests_total":        "verdict=accept verdict=alias verdict=error verdict=ignored verdict=not-served verdict=tempfail verdict=too-large verdict=unknown",
+			"listgate_policy_requests_total":        "verdict=accept verdict=alias verdict=error verdict=ignored verdict=not-served verdict=observed verdict=tempfail verdict=too-large verdict=unknown",
 			"listgate_policy_connections":           "",
 			"listgate_policy_panics_total":          "",
 			"listgate_policy_protocol_errors_total": "",

@@ -116,12 +116,14 @@ func wantLookup(snap *lists.Snapshot, name, key string) string {
 			return "OK " + v.List
 		case lists.Alias:
 			return "OK " + v.Target
+		case lists.Observed:
+			return "OK " + v.Domain
 		case lists.Broken:
 			return temp
 		}
 	case mapTransport:
 		switch v.Status {
-		case lists.Accept, lists.Alias:
+		case lists.Accept, lists.Alias, lists.Observed:
 			return "OK lmtp:" + testLMTP.String()
 		case lists.Broken:
 			return temp
@@ -155,8 +157,13 @@ func TestSocketmapCorpus(t *testing.T) {
 				}
 				for _, f := range forms(cc.Rcpt) {
 					asked++
-					if got, want := c.lookup(f.name, f.key), wantLookup(snap, f.name, f.key); got != want {
+					got, want := c.lookup(f.name, f.key), wantLookup(snap, f.name, f.key)
+					if got != want {
 						t.Errorf("%s %q (%s of %s, line %d): %q, want %q", f.name, f.key, f.what, cc.Rcpt, cc.Line, got, want)
+					}
+					// What `listgate check --explain` shows is the door's answer.
+					if shown := SocketmapAnswer(snap, testLMTP, f.name, f.key); shown != got {
+						t.Errorf("%s %q: SocketmapAnswer %q, the door %q", f.name, f.key, shown, got)
 					}
 				}
 			}
@@ -168,7 +175,8 @@ func TestSocketmapCorpus(t *testing.T) {
 }
 
 // corpusRecipients is the recipients map's answer for a corpus case: found
-// with the list for accept, found with the target for alias, TEMP for
+// with the list for accept, found with the target for alias, found with
+// the domain for observed (an unknown address in observe mode), TEMP for
 // tempfail, not found for the rest. (The corpus has no target column: an
 // alias's target is Resolve's.)
 func corpusRecipients(cc corpus.Case, snap *lists.Snapshot) string {
@@ -179,6 +187,8 @@ func corpusRecipients(cc corpus.Case, snap *lists.Snapshot) string {
 		return "TEMP " + reply.For(reply.Socketmap, reply.RCPT, reply.Broken).Reply.Text
 	case lists.Alias:
 		return "OK " + snap.Resolve(cc.Rcpt).Target
+	case lists.Observed:
+		return "OK " + snap.Resolve(cc.Rcpt).Domain
 	}
 	return "NOTFOUND "
 }

@@ -111,10 +111,13 @@
 //     local part is resolved: a list's posting address or sub-address is
 //     "OK" with the list's address, postmaster@ or abuse@ of a domain
 //     whose domain file names where they go is "OK" with that address;
+//     an unknown address of a domain in observe mode (lists.Observed) is
+//     "OK" with the domain, and counted in listgate_would_refuse_total;
 //     unknown and not served are NOTFOUND; a never-parsed list file is
 //     TEMP. "@domain" and a bare local part are NOTFOUND.
 //   - transport (transport_maps): an address that resolves to a list, or
-//     to postmaster@ or abuse@ with a domain file setting, and a served
+//     to postmaster@ or abuse@ with a domain file setting, or to an
+//     unknown address of a domain in observe mode, and a served
 //     domain, are "OK lmtp:" followed by Options.LMTP (e.g.
 //     "lmtp:inet:127.0.0.1:8024"), listgate's LMTP door; TEMP where
 //     Resolve or ServesDomain says tempfail; anything else NOTFOUND, and
@@ -197,6 +200,7 @@
 //	tempfail    451 4.3.0 Temporary lookup failure                             TEMP Temporary lookup failure
 //	too-large   552 5.3.4 Message size exceeds fixed limit                     -
 //	alias       DUNNO                                                          OK
+//	observed    DUNNO                                                          OK
 //	error       451 4.3.0 Requested action aborted: local error in processing  TEMP Requested action aborted: local error in processing
 //
 // error is also a recovered panic, and a malformed policy request.

@@ -44,11 +44,13 @@ type metrics struct {
 	panics         prometheus.Counter
 	protocolErrors prometheus.Counter
 	refused        *prometheus.CounterVec
+	// wouldRefuse is listgate_would_refuse_total, shared by the doors.
+	wouldRefuse *prometheus.CounterVec
 }
 
 // policyOutcomes are the outcomes a policy request can be counted under.
 func policyOutcomes() []reply.Outcome {
-	return []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.LocalError}
+	return []reply.Outcome{reply.Accept, reply.Unknown, reply.NotServed, reply.Broken, reply.TooLarge, reply.Alias, reply.Observed, reply.LocalError}
 }
 
 // newMetrics makes door's collectors and registers them with reg, if any;
@@ -80,7 +82,7 @@ func newMetrics(door string, reg prometheus.Registerer) *metrics {
 	if door == doorPolicy {
 		m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_policy_requests_total",
-			Help: "Policy requests answered, by verdict (accept, unknown, not-served, tempfail, too-large, alias, error; ignored: not at RCPT).",
+			Help: "Policy requests answered, by verdict (accept, unknown, not-served, tempfail, too-large, alias, observed, error; ignored: not at RCPT).",
 		}, []string{"verdict"})
 		for _, o := range policyOutcomes() {
 			m.requests.WithLabelValues(o.String())
@@ -98,6 +100,7 @@ func newMetrics(door string, reg prometheus.Registerer) *metrics {
 		}
 		m.requests.WithLabelValues(mapOther, resultPerm)
 	}
+	m.wouldRefuse = promreg.WouldRefuse(reg)
 	if reg == nil {
 		return m
 	}

@@ -340,6 +340,10 @@ func (p *PolicyServer) answer(c *conn, req request) (action string) {
 			v = v.CheckSize(addSat(size, margin(req.helo, req.rcpt)), p.max)
 		}
 		o, list = reply.Of(v.Status), v.List
+		if o == reply.Observed {
+			// Observe mode: enforce would refuse it (550 5.1.1).
+			s.m.wouldRefuse.WithLabelValues(doorPolicy, v.Domain).Inc()
+		}
 	}
 	action = policyAction(o)
 	s.log.Info("rcpt", "door", doorPolicy, "rcpt", req.rcpt, "list", list, "verdict", o.String(),

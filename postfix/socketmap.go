@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/listgate/listgate/lists"
+	"github.com/listgate/listgate/postconf"
 	"github.com/listgate/listgate/reply"
 )
 
@@ -115,32 +117,69 @@ func (m *SocketmapServer) lookup(c *conn, req string) (out string) {
 		s.m.protocolErrors.Inc()
 		return socketmapPerm(name, ok)
 	}
-	snap := s.snapshot()
-	var o reply.Outcome
-	var value string
-	switch name {
-	case mapDomains:
-		o, value = m.domain(snap, key), key
-	case mapRecipients:
-		var v lists.Verdict
-		o, v = m.recipient(snap, key)
-		value = v.List
-		if v.Status == lists.Alias {
-			value = v.Target
+	o, value, v := answerMap(s.snapshot(), m.transport, name, key)
+	switch {
+	case name == mapRecipients:
+		if o == reply.Observed {
+			s.m.wouldRefuse.WithLabelValues(doorSocketmap, v.Domain).Inc()
 		}
 		s.log.Info("rcpt", "door", doorSocketmap, "rcpt", key, "list", v.List, "verdict", o.String(), "map", name)
-	case mapTransport:
-		o, value = m.transportOf(snap, key), m.transport
-	case mapAliases:
-		var v lists.Verdict
-		o, v = m.alias(snap, key)
-		value = v.Target
-		if o == reply.Alias {
-			s.log.Info("rcpt", "door", doorSocketmap, "rcpt", key, "list", "", "verdict", o.String(),
-				"map", name, "target", v.Target)
-		}
+	case name == mapAliases && o == reply.Alias:
+		s.log.Info("rcpt", "door", doorSocketmap, "rcpt", key, "list", "", "verdict", o.String(),
+			"map", name, "target", v.Target)
 	}
 	return socketmapReply(o, value)
+}
+
+// SocketmapMaps returns the names of the socketmap door's maps, in the
+// order of the docs: domains, recipients, transport, aliases.
+func SocketmapMaps() []string { return slices.Clone(mapNames) }
+
+// SocketmapAnswer returns what the socketmap door answers, on snap, to a
+// lookup of key in the map name (one of SocketmapMaps), with its LMTP
+// door at lmtp (the zero Endpoint: none), as on the wire without the
+// netstring: "OK announce@example.org", "NOTFOUND ", "TEMP ...". The
+// door answers through the same code; `listgate check --explain` shows
+// it. It neither logs nor counts.
+func SocketmapAnswer(snap *lists.Snapshot, lmtp postconf.Endpoint, name, key string) string {
+	if !isMap(name) {
+		return socketmapPerm(name, true)
+	}
+	transport := ""
+	if lmtp.Network != "" {
+		transport = "lmtp:" + lmtp.String()
+	}
+	o, value, _ := answerMap(snap, transport, name, key)
+	return socketmapReply(o, value)
+}
+
+// answerMap is the one answer of the maps: the outcome of key in map
+// name (one of mapNames) on snap, the value a found key gets, and the
+// verdict of recipients and aliases lookups. transport is the
+// transport map's value ("" when the door has no LMTP endpoint).
+func answerMap(snap *lists.Snapshot, transport, name, key string) (reply.Outcome, string, lists.Verdict) {
+	var v lists.Verdict
+	switch name {
+	case mapDomains:
+		return domain(snap, key), key, v
+	case mapRecipients:
+		o, v := recipient(snap, key)
+		switch v.Status {
+		case lists.Alias:
+			return o, v.Target, v
+		case lists.Observed:
+			// Found, as a list would be; Postfix's relay_recipient_maps
+			// does not use the value.
+			return o, v.Domain, v
+		}
+		return o, v.List, v
+	case mapTransport:
+		return transportOf(snap, transport, key), transport, v
+	case mapAliases:
+		o, v := alias(snap, key)
+		return o, v.Target, v
+	}
+	return reply.LocalError, "", v
 }
 
 // isMap reports whether name is one of the door's maps.
@@ -156,7 +195,7 @@ func isMap(name string) bool {
 // domain answers the domains map (relay_domains): a served domain is
 // found, any other not; an External never reached that declares no
 // domain makes every domain not otherwise served a TEMP.
-func (m *SocketmapServer) domain(snap *lists.Snapshot, key string) reply.Outcome {
+func domain(snap *lists.Snapshot, key string) reply.Outcome {
 	if snap == nil {
 		return reply.LocalError
 	}
@@ -174,10 +213,11 @@ func isAddress(key string) bool {
 // recipient answers the recipients map (relay_recipient_maps): a list's
 // address or sub-address is found, and postmaster@ or abuse@ of a domain
 // whose domain file names where they go (virtual_alias_maps rewrites
-// them; the recipient is valid); an unknown address, or one of a domain
-// not served, is not; a list file that never parsed is a TEMP. The key is
+// them; the recipient is valid), and an unknown address of a domain in
+// observe mode (counted as a refusal enforce would make); an unknown
+// address, or one of a domain not served, is not; a list file that never parsed is a TEMP. The key is
 // resolved exactly as received.
-func (m *SocketmapServer) recipient(snap *lists.Snapshot, key string) (reply.Outcome, lists.Verdict) {
+func recipient(snap *lists.Snapshot, key string) (reply.Outcome, lists.Verdict) {
 	if !isAddress(key) {
 		return reply.NotServed, lists.Verdict{}
 	}
@@ -189,21 +229,23 @@ func (m *SocketmapServer) recipient(snap *lists.Snapshot, key string) (reply.Out
 }
 
 // transportOf answers the transport map (transport_maps): listgate's LMTP
-// door for an address that resolves to a list (or to postmaster@ or
+// door for an address that resolves to a list (an unknown address of a
+// domain in observe mode too: the LMTP door refuses it, where Postfix
+// would otherwise relay it to the domain's MX, itself; or to postmaster@ or
 // abuse@ with a domain file setting: virtual_alias_maps should have
 // rewritten it, and the LMTP door then keeps it queued with a 451 rather
 // than Postfix relaying it to the domain's MX, itself) and for a served
 // domain; TEMP where Resolve or ServesDomain cannot tell; not found
 // otherwise.
-func (m *SocketmapServer) transportOf(snap *lists.Snapshot, key string) reply.Outcome {
+func transportOf(snap *lists.Snapshot, transport, key string) reply.Outcome {
 	switch {
-	case m.transport == "":
+	case transport == "":
 		return reply.NotServed
 	case snap == nil:
 		return reply.LocalError
 	case isAddress(key):
 		switch o := reply.Of(snap.Resolve(key).Status); o {
-		case reply.Accept, reply.Alias, reply.Broken:
+		case reply.Accept, reply.Alias, reply.Broken, reply.Observed:
 			return o
 		}
 		return reply.NotServed
@@ -219,7 +261,7 @@ func (m *SocketmapServer) transportOf(snap *lists.Snapshot, key string) reply.Ou
 // own users' too, so nothing else is ever a TEMP: only postmaster@ and
 // abuse@ keys whose answer listgate cannot give (a list file of the
 // domain never parsed, no lists to ask).
-func (m *SocketmapServer) alias(snap *lists.Snapshot, key string) (reply.Outcome, lists.Verdict) {
+func alias(snap *lists.Snapshot, key string) (reply.Outcome, lists.Verdict) {
 	if !isAddress(key) {
 		return reply.NotServed, lists.Verdict{}
 	}

@@ -31,6 +31,7 @@ func TestWire(t *testing.T) {
 		Broken:     {lookup, "-", lookup, "-", lookup, "TEMP Temporary lookup failure"},
 		TooLarge:   {tooLarge, tooLarge, tooLarge, tooLarge, tooLarge, "-"},
 		Alias:      {lookup, "-", "continue", "-", "DUNNO", "OK"},
+		Observed:   {unavail, "-", "continue", "-", "DUNNO", "OK"},
 		LocalError: {local, local, local, local, local, "TEMP Requested action aborted: local error in processing"},
 		NoSpace:    {"452 4.3.1 Insufficient system storage", "452 4.3.1 Insufficient system storage", "-", "-", "-", "-"},
 
@@ -160,6 +161,10 @@ func TestForDoor(t *testing.T) {
 		{Milter, lists.Alias, RCPT, "continue"},
 		{Policy, lists.Alias, RCPT, "DUNNO"},
 		{Socketmap, lists.Alias, RCPT, "OK"},
+		{LMTP, lists.Observed, RCPT, "550 5.1.1 Requested action not taken: mailbox unavailable"},
+		{Milter, lists.Observed, RCPT, "continue"},
+		{Policy, lists.Observed, RCPT, "DUNNO"},
+		{Socketmap, lists.Observed, RCPT, "OK"},
 	}
 	for _, tt := range tests {
 		a := ForDoor(tt.door, tt.status)
@@ -223,7 +228,7 @@ func TestNames(t *testing.T) {
 	for _, o := range Outcomes() {
 		names = append(names, o.String())
 	}
-	if got := strings.Join(names, " "); got != "accept unknown not-served tempfail too-large alias error no-space too-many-recipients too-many-connections" {
+	if got := strings.Join(names, " "); got != "accept unknown not-served tempfail too-large alias observed error no-space too-many-recipients too-many-connections" {
 		t.Errorf("outcomes: %s", got)
 	}
 	for _, d := range Doors() {

@@ -3,7 +3,7 @@ package reply
 import "github.com/listgate/listgate/lists"
 
 // Outcome is a row of the verdict table: what a door has to answer for.
-// The first six are the statuses of lists (Of maps them); LocalError and
+// The first seven are the statuses of lists (Of maps them); LocalError and
 // NoSpace are failures of listgate itself; TooManyRecipients and
 // TooManyConnections are limits of the doors. The zero Outcome is not valid:
 // the table answers it, like any value it does not know, as LocalError.
@@ -28,6 +28,10 @@ const (
 	// names where it goes (lists.Alias): Postfix's virtual_alias_maps
 	// rewrites it, through the socketmap door's map "aliases".
 	Alias
+	// Observed: an address no list has, in a domain in observe mode
+	// (lists.Observed): what would be Unknown, let through by the doors
+	// that answer at RCPT, and refused by the LMTP door as Unknown.
+	Observed
 	// LocalError: listgate failed (a storage error, data cut off, a
 	// panic, no lists to ask): a tempfail, the sender retries. Printed
 	// "error".
@@ -57,6 +61,7 @@ var outcomeNames = [...]string{
 	Broken:     "tempfail",
 	TooLarge:   "too-large",
 	Alias:      "alias",
+	Observed:   "observed",
 	LocalError: "error",
 	NoSpace:    "no-space",
 
@@ -66,8 +71,8 @@ var outcomeNames = [...]string{
 
 // String returns the outcome as logs print it and as the "verdict" label
 // of the doors' metrics holds it: the lists.Status name for the first
-// six ("accept", "unknown", "not-served", "tempfail", "too-large",
-// "alias"), then "error", "no-space", "too-many-recipients" and
+// seven ("accept", "unknown", "not-served", "tempfail", "too-large",
+// "alias", "observed"), then "error", "no-space", "too-many-recipients" and
 // "too-many-connections".
 func (o Outcome) String() string {
 	if o > 0 && int(o) < len(outcomeNames) {
@@ -101,6 +106,8 @@ func Of(s lists.Status) Outcome {
 		return TooLarge
 	case lists.Alias:
 		return Alias
+	case lists.Observed:
+		return Observed
 	}
 	return LocalError
 }
@@ -342,6 +349,17 @@ var table = [numOutcomes + 1]Row{
 			"(Postfix rewrites it before delivery): it tempfails, so the mail stays queued while the admin " +
 			"adds the `aliases` map, and logs why",
 		lmtp:      stages{send(lookupFailure), none},
+		milter:    stages{pass, none},
+		policy:    stages{pass, none},
+		socketmap: stages{found, none},
+	},
+	Observed: {
+		When: "the domain is in observe mode (domain file `mode = \"observe\"`, or the `observe` setting) and no list " +
+			"has this name: enforce would answer `unknown`. The milter and the policy service let it pass, the socketmap's " +
+			"`recipients` map finds it (and `transport` routes it to the LMTP door), and each counts it in " +
+			"`listgate_would_refuse_total`. The LMTP door refuses it as `unknown`: Postfix has accepted the mail, " +
+			"so it bounces to the sender, as it did before listgate (docs/lists.md, \"Observe mode\")",
+		lmtp:      stages{send(mailboxUnavl), none},
 		milter:    stages{pass, none},
 		policy:    stages{pass, none},
 		socketmap: stages{found, none},

@@ -25,6 +25,14 @@ func TestCheckCorpus(t *testing.T) {
 			if c.Code != 250 && c.Status != lists.Alias {
 				wantStatus = exitRefused
 			}
+			if !strings.Contains(c.Rcpt, "@") {
+				// Not an address: check says so (a usage error).
+				if st := run([]string{"check", "--lists", corpus.ListsDir(), "--", c.Rcpt}, &out, &errb); st != exitUsage ||
+					!strings.Contains(errb.String(), "is not an address: want local@domain") {
+					t.Errorf("verdicts.txt:%d: exit %d, want %d; stderr: %s", c.Line, st, exitUsage, errb.String())
+				}
+				return
+			}
 			if st != wantStatus {
 				t.Errorf("verdicts.txt:%d: exit %d, want %d; stderr: %s", c.Line, st, wantStatus, errb.String())
 			}
@@ -62,6 +70,10 @@ func TestCheckUsage(t *testing.T) {
 	}{
 		{"no address", []string{"check", "--lists", corpus.ListsDir()}, exitUsage, "give at least one ADDRESS"},
 		{"missing dir", []string{"check", "--lists", "/nonexistent/lists", "a@b.example"}, 1, "/nonexistent/lists"},
+		{"not an address", []string{"check", "--lists", corpus.ListsDir(), "mylist@example.com", "not an address"}, exitUsage,
+			`listgate check: usage: "not an address" is not an address: it has a blank or a control character`},
+		{"no @", []string{"check", "--lists", corpus.ListsDir(), "--explain", "mylist"}, exitUsage, `"mylist" is not an address: want local@domain`},
+		{"no domain", []string{"check", "--lists", corpus.ListsDir(), "<mylist@.>"}, exitUsage, `"<mylist@.>" is not an address: no domain after the @`},
 		{"bad flag", []string{"check", "--nosuch", "a@b.example"}, exitUsage, "nosuch"},
 		{"empty delimiter", []string{"check", "--recipient-delimiter", "", "a@b.example"}, exitUsage, "--recipient-delimiter"},
 		{"dash delimiter", []string{"check", "--recipient-delimiter", "+-", "a@b.example"}, exitUsage, "'-' separates a list from its sub-address"},
@@ -105,6 +117,7 @@ func TestListsCommand(t *testing.T) {
 		"README.txt: ignored: not a list name",
 		"dup@example.org is declared twice",
 		"postmaster@example.com -> hostmaster@example.net (alias, file " + corpus.ListsDir() + "/@example.com; also at lists.example.com)\n",
+		"\nobserve mode (unknown addresses let through and counted): observed.example watch.example\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())

@@ -17,7 +17,7 @@ import (
 // lists directory before it is deployed.
 func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("lists", stderr)
-	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter", "default_next_hop"}, config.MailmanKeys()...)...)
+	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter", "default_next_hop", "observe"}, config.MailmanKeys()...)...)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: listgate lists [flags]\n\n"+
 			"Prints every list, the addresses that reach it, the served domains and\n"+
@@ -84,6 +84,9 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 				fmt.Fprintf(stdout, ")\n")
 			}
 		}
+	}
+	if ds := snap.ObservedDomains(); len(ds) > 0 {
+		fmt.Fprintf(stdout, "\nobserve mode (unknown addresses let through and counted): %s\n", strings.Join(ds, " "))
 	}
 	fmt.Fprintf(stdout, "\n%d lists; served domains: %s\n", len(snap.Lists()), strings.Join(snap.ServedDomains(), " "))
 	if mm != nil {

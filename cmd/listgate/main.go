@@ -5,7 +5,7 @@
 // Usage:
 //
 //	listgate serve [flags]          run every door (LMTP, milter, ...)
-//	listgate check [flags] ADDR...  print the verdict for each address
+//	listgate check [flags] ADDR...  print the verdict for each address (--explain: step by step, every door)
 //	listgate lists [flags]          print every list and every problem
 //	listgate postfix [flags]        print Postfix settings (--postconf: as postconf -e commands; --check: judge main.cf)
 //	listgate spool [retry] [flags]  print the forwarding backlog and quarantine; retry: send quarantined mail again
@@ -91,7 +91,7 @@ func usage(w io.Writer) {
 
 commands:
   serve            run the LMTP sink, the milter and the other doors
-  check ADDRESS... print the verdict for each address (exit 1 if any is refused)
+  check ADDRESS... print the verdict for each address (exit 1 if any is refused; --explain: each step and every door's answer)
   lists            print every list, its addresses, and every problem (exit 1 if any)
   postfix          print Postfix settings (--postconf: postconf -e commands); --check judges Postfix's configuration
   spool [retry]    print each list's next hop, backlog and quarantine; retry [LIST|all] sends quarantined mail again
