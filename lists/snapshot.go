@@ -116,6 +116,16 @@ func (s *Snapshot) ObservedDomains() []string {
 	return ds
 }
 
+// MainDomain returns the served domain whose domain file makes domain
+// (A-label) an alias domain, and domain itself for any other: its
+// settings (mode, postmaster, abuse) are that domain file's.
+func (s *Snapshot) MainDomain(domain string) string {
+	if d := s.domains[domain]; d != nil {
+		return d.name
+	}
+	return domain
+}
+
 // Delimiters returns the recipient delimiter characters in force.
 func (s *Snapshot) Delimiters() string { return s.delims }
 

@@ -30,6 +30,11 @@ type Listgate struct {
 	Delimiter string
 	// MaxMessageSize is listgate's --max-message-size, in bytes.
 	MaxMessageSize int64
+	// Observed are the served domains (A-labels, alias domains
+	// included) in observe mode: listgate's doors let their unknown
+	// addresses through at RCPT TO (docs/lists.md, "Observe mode"), so
+	// no main.cf refuses them.
+	Observed []string
 }
 
 // Role is a postmaster@ or abuse@ address of a served domain.
@@ -52,14 +57,33 @@ type Role struct {
 // the A-labels, then the U-labels of internationalised ones. Postfix
 // compares relay_domains byte for byte, so an SMTPUTF8 client's
 // RCPT TO:<x@bücher.example> matches only the U-label.
-func (lg Listgate) Forms() []string {
-	forms := slices.Clone(lg.Domains)
+func (lg Listgate) Forms() []string { return forms(lg.Domains) }
+
+// EnforcedForms returns Forms of the domains not in observe mode: those
+// whose bogus addresses a good main.cf refuses at RCPT TO.
+func (lg Listgate) EnforcedForms() []string {
+	var ds []string
 	for _, d := range lg.Domains {
-		if u, err := idna.Lookup.ToUnicode(d); err == nil && u != d {
-			forms = append(forms, u)
+		if !slices.Contains(lg.Observed, d) {
+			ds = append(ds, d)
 		}
 	}
-	return forms
+	return forms(ds)
+}
+
+// ObservedForms returns Forms of the domains in observe mode.
+func (lg Listgate) ObservedForms() []string { return forms(lg.Observed) }
+
+// forms returns the A-labels ds, then the U-labels of internationalised
+// ones.
+func forms(ds []string) []string {
+	out := slices.Clone(ds)
+	for _, d := range ds {
+		if u, err := idna.Lookup.ToUnicode(d); err == nil && u != d {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Finding is one setting that makes Postfix bounce a bogus list address
@@ -372,8 +396,25 @@ func (c *checker) checkDomains(asked bool) {
 		}
 		c.find("relay_domains", fix, "lacks the list domains %s: Postfix refuses mail for them (554 5.7.1 Relay access denied)", strings.Join(missing, ", "))
 	}
+	observed := c.lg.ObservedForms()
 	for _, why := range sortedKeys(misrouted) {
-		ds := misrouted[why]
+		var ds, watched []string
+		for _, d := range misrouted[why] {
+			if slices.Contains(observed, d) {
+				watched = append(watched, d)
+			} else {
+				ds = append(ds, d)
+			}
+		}
+		if len(watched) > 0 {
+			// The observe roll-out: the old list manager keeps the mail
+			// while listgate only watches at RCPT TO.
+			c.s.note("mail for the observed domains %s is not delivered to listgate (%s): right while they are in observe mode, with their mail still going to the old list manager; after mode = \"enforce\", route them to %s (docs/postfix.md, \"Observe first\")",
+				strings.Join(watched, ", "), why, lmtpName)
+		}
+		if len(ds) == 0 {
+			continue
+		}
 		param, _, _ := strings.Cut(why, " ")
 		fix := "relay_transport = " + lmtpName
 		if param != "relay_transport" {

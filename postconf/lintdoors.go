@@ -381,7 +381,7 @@ func (c *checker) checkRoles() {
 			parts = append(parts, local+"@ of "+strings.Join(byLocal[local], ", "))
 		}
 		slices.Reverse(parts) // postmaster first
-		c.s.note("%s: refused (550 5.1.1), as no list has the name and the domain file sets no address for it; RFC 5321 §4.5.1 wants postmaster@ of every domain a server takes mail for: set postmaster = \"you@your.example\" (and abuse) in the domain file, e.g. %s, and ask listgate's socketmap aliases map in virtual_alias_maps (docs/postfix.md, \"postmaster and abuse\")",
+		c.s.note("%s: refused (550 5.1.1), as no list has the name and the domain file sets no address for it; RFC 5321 §4.5.1 wants postmaster@ of every domain a server takes mail for: set postmaster = \"you@your.example\" (and abuse) in the domain file, e.g. %s (an alias domain's are its main domain's: never give an alias domain a domain file of its own), and ask listgate's socketmap aliases map in virtual_alias_maps (docs/postfix.md, \"postmaster and abuse\")",
 			strings.Join(parts, "; "), c.roleFile(refused[0]))
 	}
 	if len(notRewritten) == 0 {

@@ -48,7 +48,7 @@ func (f *postfixFlags) register(fs *flag.FlagSet) {
 // exitRefused if there is any.
 func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	fs := newFlagSet("postfix", stderr)
-	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter", "lmtp", "milter", "policy", "socketmap", "max_message_size"}, config.MailmanKeys()...)...)
+	cf := config.AddFlags(fs, append([]string{"lists", "recipient_delimiter", "lmtp", "milter", "policy", "socketmap", "max_message_size", "observe"}, config.MailmanKeys()...)...)
 	var f postfixFlags
 	f.register(fs)
 	fs.Usage = func() {
@@ -122,8 +122,18 @@ func postfixCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, 
 	for _, d := range r.Asked {
 		asked = append(asked, fmt.Sprintf("listgate's %s %s", d.What(), lg.Endpoint(d)))
 	}
-	fmt.Fprintf(stdout, "ok: %s refuses bogus addresses of %s at RCPT TO (%s, tempfail while it is down) and delivers them to listgate's LMTP %s\n",
-		name, strings.Join(lg.Forms(), ", "), strings.Join(asked, " and "), lg.LMTP)
+	if enforced := lg.EnforcedForms(); len(enforced) > 0 || len(lg.Observed) == 0 {
+		fmt.Fprintf(stdout, "ok: %s refuses bogus addresses of %s at RCPT TO (%s, tempfail while it is down) and delivers them to listgate's LMTP %s\n",
+			name, strings.Join(enforced, ", "), strings.Join(asked, " and "), lg.LMTP)
+	} else {
+		fmt.Fprintf(stdout, "ok: %s asks %s at RCPT TO about every recipient of %s (tempfail while it is down)\n",
+			name, strings.Join(asked, " and "), strings.Join(lg.Forms(), ", "))
+	}
+	if observed := lg.ObservedForms(); len(observed) > 0 {
+		// Not an ok claim: nothing refuses them yet, by design.
+		fmt.Fprintf(stdout, "note: %s %s in observe mode (domain file mode = \"observe\", or the observe setting): bogus addresses of %s are accepted at RCPT TO and counted in listgate_would_refuse_total, not refused; listgate's LMTP refuses them after acceptance (a bounce), so keep their transport at the old list manager until you enforce (docs/postfix.md, \"Observe first\")\n",
+			strings.Join(observed, ", "), map[bool]string{true: "is", false: "are"}[len(observed) == 1], map[bool]string{true: "it", false: "them"}[len(observed) == 1])
+	}
 	return 0, nil
 }
 
@@ -176,6 +186,7 @@ func (f *postfixFlags) listgate(s config.Settings, door postconf.Door, stderr io
 		lg.Lists = append(lg.Lists, l.Local+"@"+l.Domain)
 	}
 	lg.Roles = roles(snap, s.Lists)
+	lg.Observed = snap.ObservedDomains()
 	if lg.Delimiter = s.RecipientDelimiter; lg.Delimiter == "none" {
 		lg.Delimiter = ""
 	}
@@ -184,13 +195,18 @@ func (f *postfixFlags) listgate(s config.Settings, door postconf.Door, stderr io
 
 // roles returns what listgate does with postmaster@ and abuse@ of every
 // served domain (RFC 5321 §4.5.1): a list takes it, the domain file
-// names its address, or neither (refused).
+// names its address, or neither (refused). The file named is the domain
+// file that sets them: an alias domain's main domain's.
 func roles(snap *lists.Snapshot, dir string) []postconf.Role {
 	var out []postconf.Role
 	for _, d := range snap.ServedDomains() {
 		for _, local := range []string{"postmaster", "abuse"} {
-			r := postconf.Role{Addr: local + "@" + d, File: filepath.Join(dir, "@"+d)}
-			if dom := snap.Domain(d); dom != nil && dom.File != "" {
+			// An alias domain's postmaster and abuse are its main
+			// domain's: that domain file sets them, and a domain file
+			// of the alias's own would break the alias.
+			main := snap.MainDomain(d)
+			r := postconf.Role{Addr: local + "@" + d, File: filepath.Join(dir, "@"+main)}
+			if dom := snap.Domain(main); dom != nil && dom.File != "" {
 				r.File = dom.File
 			}
 			switch v := snap.Resolve(r.Addr); v.Status {

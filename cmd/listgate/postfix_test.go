@@ -604,3 +604,123 @@ func TestPostfixComments(t *testing.T) {
 		})
 	}
 }
+
+// TestPostfixCheckObserve: --check claims ok only for the enforced
+// domains, notes the observed ones (a domain file's mode, the observe
+// setting), and sends an alias domain's postmaster@ to its main domain's
+// file, never to a file of the alias's own.
+func TestPostfixCheckObserve(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"@obs.test":            "mode = \"observe\"\naliases = [\"alias-obs.test\"]\n",
+		"announce@obs.test":    "",
+		"news@enforced.test":   "",
+		"other@unset.test":     "",
+		"@enforced.test":       "mode = \"enforce\"\n",
+		"unrelated@other.test": "",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		ok    string // the ok line, up to its doors
+		noted string // the observe note, up to its reason
+	}{
+		{name: "domain file", ok: "ok: stdin refuses bogus addresses of enforced.test, other.test, unset.test at RCPT TO",
+			noted: "note: alias-obs.test, obs.test are in observe mode"},
+		{name: "observe setting", flags: []string{"--observe"}, ok: "ok: stdin refuses bogus addresses of enforced.test at RCPT TO",
+			noted: "note: alias-obs.test, obs.test, other.test, unset.test are in observe mode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"postfix", "--postconf-command", noPostconf, "--lists", dir}, tc.flags...)
+			st, lines, errOut := runCmd(t, "", args...)
+			if st != 0 {
+				t.Fatalf("exit %d: %s", st, errOut)
+			}
+			st, out, errOut := runCmd(t, withDebian(t, lines), append(args, "--check", "-")...)
+			if st != 0 {
+				t.Fatalf("--check: exit %d\n%s%s", st, out, errOut)
+			}
+			if !strings.Contains(out, tc.ok+" (") {
+				t.Errorf("no %q in:\n%s", tc.ok, out)
+			}
+			if !strings.Contains(out, tc.noted+" (") || !strings.Contains(out, "not refused") {
+				t.Errorf("no %q in:\n%s", tc.noted, out)
+			}
+			if strings.Contains(out, "@alias-obs.test") {
+				t.Errorf("advises a domain file for the alias domain:\n%s", out)
+			}
+			// postmaster@alias-obs.test comes first; its file is @obs.test.
+			if !strings.Contains(out, "e.g. "+filepath.Join(dir, "@obs.test")+" ") {
+				t.Errorf("does not name the main domain's file for postmaster@:\n%s", out)
+			}
+		})
+	}
+}
+
+// withDebian returns main.cf lines merged into Debian's stock main.cf,
+// as in TestPostfixComments: Debian's lines the lines do not set, then
+// the lines.
+func withDebian(t *testing.T, lines string) string {
+	t.Helper()
+	base, err := os.ReadFile(filepath.Join("testdata", "postconf", "stock-debian.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mainCFValues(t, lines, "output")
+	debian, err := postconf.Parse(string(base), "stock-debian.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var merged []string
+	for _, p := range debian.Main {
+		if _, ok := got[p.Name]; !ok {
+			merged = append(merged, p.Name+" = "+p.Value+"\n")
+		}
+	}
+	return strings.Join(merged, "") + lines
+}
+
+// TestPostfixCheckObserveRollout: with every domain in observe mode and
+// its mail still routed to the old list manager (relay_transport left
+// alone), as docs/postfix.md's roll-out has it, --check is clean: no ok
+// claim that anything is refused, a note that the mail is not listgate's
+// yet.
+func TestPostfixCheckObserveRollout(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{"@obs.test": "mode = \"observe\"\n", "announce@obs.test": ""} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"postfix", "--postconf-command", noPostconf, "--lists", dir}
+	st, lines, errOut := runCmd(t, "", args...)
+	if st != 0 {
+		t.Fatalf("exit %d: %s", st, errOut)
+	}
+	var kept []string
+	for _, l := range strings.Split(lines, "\n") {
+		if !strings.HasPrefix(l, "relay_transport ") {
+			kept = append(kept, l)
+		}
+	}
+	st, out, errOut := runCmd(t, withDebian(t, strings.Join(kept, "\n")), append(args, "--check", "-")...)
+	if st != 0 {
+		t.Fatalf("--check: exit %d\n%s%s", st, out, errOut)
+	}
+	for _, want := range []string{
+		"ok: stdin asks listgate's milter inet:127.0.0.1:8025 at RCPT TO about every recipient of obs.test (",
+		"note: obs.test is in observe mode (",
+		"note: mail for the observed domains obs.test is not delivered to listgate (",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "refuses bogus") {
+		t.Errorf("claims to refuse bogus addresses of an observed domain:\n%s", out)
+	}
+}
