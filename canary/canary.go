@@ -49,10 +49,19 @@ const (
 	Unreachable   Result = "unreachable"    // no connection to Postfix's smtpd
 	Error         Result = "error"          // the dialogue failed before the recipients
 	NoList        Result = "no-list"        // no list to probe with
+	// Observe: every domain to probe is in observe mode, where a bogus
+	// address is let through by design; list and bogus address both
+	// accepted. Ready, but the gate is not proven shut.
+	Observe Result = "observe"
 )
 
 // Results lists every Result.
-var Results = []Result{OK, GateOpen, ListRefused, BogusDeferred, Unreachable, Error, NoList}
+var Results = []Result{OK, GateOpen, ListRefused, BogusDeferred, Unreachable, Error, NoList, Observe}
+
+// Ready reports whether r lets the daemon be ready: OK, and Observe (an
+// observe roll-out must not keep listgate unready; docs/reliability.md,
+// "The canary").
+func (r Result) Ready() bool { return r == OK || r == Observe }
 
 // Options configure a Canary.
 type Options struct {
@@ -97,6 +106,10 @@ type Status struct {
 	// List and Bogus are the two recipients sent (either may be "" if
 	// the probe ended before it).
 	List, Bogus string
+	// Observed is set when Bogus is in a domain in observe mode
+	// (listgate lets it through): no domain with a list was enforced, or
+	// Options.List is in an observed one.
+	Observed bool
 	// Reply is the SMTP reply that decided the result ("550 5.1.1
 	// <...>: Recipient address rejected: ..."; "250" for an accepted
 	// recipient, whose text go-smtp does not keep), or "".
@@ -175,17 +188,19 @@ func (c *Canary) Status() Status {
 }
 
 // NotReady says why the latest probe makes listgate unready, naming what
-// it saw; "" when its result is OK.
+// it saw; "" when its result is OK or Observe (Result.Ready).
 func (c *Canary) NotReady() string {
 	st := c.Status()
 	addr := "smtp " + c.Addr()
 	var why string
 	switch st.Result {
-	case OK:
+	case OK, Observe:
 		return ""
 	case "":
 		return "canary: " + addr + ": no probe has finished yet"
 	case GateOpen:
+		// Only for a domain in enforce mode: in an observed one, accepting
+		// it is Observe.
 		why = fmt.Sprintf("%s accepted bogus recipient %s: the RCPT check is not active "+
 			"(milter/policy missing from main.cf?); mail to any address of %s is accepted and bounced later",
 			addr, st.Bogus, domainOf(st.Bogus))
@@ -259,7 +274,7 @@ func (c *Canary) logChange(prev, st Status) {
 	level := slog.LevelDebug
 	switch {
 	case st.Result == prev.Result:
-	case st.Result == OK:
+	case st.Result == OK, st.Result == Observe:
 		level = slog.LevelInfo
 	case st.Result == GateOpen:
 		level = slog.LevelError
@@ -271,7 +286,7 @@ func (c *Canary) logChange(prev, st Status) {
 
 // probe runs the dialogue and classifies it.
 func (c *Canary) probe(parent context.Context) Status {
-	list, bogus, err := c.targets()
+	list, bogus, observed, err := c.targets()
 	if err != nil {
 		return Status{Result: NoList, List: list, Err: err}
 	}
@@ -325,11 +340,18 @@ func (c *Canary) probe(parent context.Context) Status {
 	}
 	cl.Quit() // never DATA: nothing is queued; a failed QUIT changes nothing
 
-	st := Status{List: list, Bogus: bogus}
+	st := Status{List: list, Bogus: bogus, Observed: observed}
 	var se *smtp.SMTPError
 	switch {
-	case bogusErr == nil:
+	case bogusErr == nil && listErr == nil && observed:
+		// Let through by design: listgate counts it as would-refuse.
+		st.Result, st.Reply = Observe, "250"
+	case bogusErr == nil && !observed:
 		st.Result, st.Reply = GateOpen, "250"
+	case bogusErr == nil:
+		// Observed, and the list refused: the lists get no mail.
+		errors.As(listErr, &se)
+		st.Result, st.Reply = ListRefused, replyText(se)
 	case listErr != nil:
 		errors.As(listErr, &se)
 		st.Result, st.Reply = ListRefused, replyText(se)
@@ -374,39 +396,55 @@ func replyText(se *smtp.SMTPError) string {
 }
 
 // targets picks the known list and a fresh bogus address in its domain
-// from the current snapshot. The bogus address must resolve as unknown:
-// a refusal of it then proves the recipient check, not a list file's
-// tempfail.
-func (c *Canary) targets() (list, bogus string, err error) {
+// from the current snapshot. The bogus address must resolve as unknown
+// (a refusal of it then proves the recipient check, not a list file's
+// tempfail) or, failing that, as observed: then observed is set, and
+// Postfix is expected to accept it. A list in a domain in enforce mode is
+// preferred to one in observe mode.
+func (c *Canary) targets() (list, bogus string, observed bool, err error) {
 	snap := c.opts.Lists.Snapshot()
 	if snap == nil {
-		return "", "", errors.New("the lists are not loaded yet")
+		return "", "", false, errors.New("the lists are not loaded yet")
 	}
 	random, err := randomLocal()
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	if c.opts.List != "" {
 		list = c.opts.List
 		if v := snap.Resolve(list); v.Status != lists.Accept {
-			return list, "", fmt.Errorf("canary_list %s resolves to %s, not to a list", list, v.Status)
+			return list, "", false, fmt.Errorf("canary_list %s resolves to %s, not to a list", list, v.Status)
 		}
 		bogus = random + "@" + domainOf(list)
-		if v := snap.Resolve(bogus); v.Status != lists.Unknown {
-			return list, "", fmt.Errorf("canary_list %s: a bogus address in its domain, %s, resolves to %s, not unknown", list, bogus, v.Status)
+		switch v := snap.Resolve(bogus); v.Status {
+		case lists.Unknown:
+			return list, bogus, false, nil
+		case lists.Observed:
+			return list, bogus, true, nil
+		default:
+			return list, "", false, fmt.Errorf("canary_list %s: a bogus address in its domain, %s, resolves to %s, not unknown or observed (a broken file of the domain?)", list, bogus, v.Status)
 		}
-		return list, bogus, nil
 	}
+	var first string // the first list in an observed domain
 	for _, l := range snap.Lists() {
 		if snap.Resolve(l.Address).Status != lists.Accept {
 			continue
 		}
-		if b := random + "@" + l.Domain; snap.Resolve(b).Status == lists.Unknown {
-			return l.Address, b, nil
+		switch b := random + "@" + l.Domain; snap.Resolve(b).Status {
+		case lists.Unknown:
+			return l.Address, b, false, nil
+		case lists.Observed:
+			if first == "" {
+				first = l.Address
+			}
 		}
 	}
-	return "", "", fmt.Errorf("no list in the lists directory has an accepted posting address in a domain "+
-		"where unknown addresses are refused (%d lists); set canary_list", len(snap.Lists()))
+	if first != "" {
+		return first, random + "@" + domainOf(first), true, nil
+	}
+	return "", "", false, fmt.Errorf("no list in the lists directory has an accepted posting address in a domain "+
+		"whose unknown addresses are refused or observed (%d lists; a domain with a file that does not parse tempfails them): "+
+		"fix the files listgate lists names, or set canary_list", len(snap.Lists()))
 }
 
 // randomLocal returns a bogus local part, random per probe so that no
@@ -421,7 +459,7 @@ func randomLocal() (string, error) {
 
 // metrics are the canary's Prometheus collectors, listgate_canary_*.
 type metrics struct {
-	ok, gateOpen          prometheus.Gauge
+	ok, gateOpen, observe prometheus.Gauge
 	probes                *prometheus.CounterVec
 	lastSuccess, lastTime prometheus.Gauge
 }
@@ -436,9 +474,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "listgate_canary_gate_open",
 			Help: "1 if Postfix's smtpd accepted the latest canary probe's bogus recipient: nothing checks recipients at RCPT time.",
 		}),
+		observe: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "listgate_canary_observe",
+			Help: "1 if the latest canary probe's bogus recipient was in a domain in observe mode (no enforced domain to probe), which Postfix let through as expected; listgate_canary_ok is 0 then: the gate is not proven shut.",
+		}),
 		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "listgate_canary_probes_total",
-			Help: "Canary probes of Postfix's smtpd, by result (ok, gate-open, list-refused, bogus-deferred, unreachable, error, no-list).",
+			Help: "Canary probes of Postfix's smtpd, by result (ok, gate-open, list-refused, bogus-deferred, unreachable, error, no-list, observe).",
 		}, []string{"result"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "listgate_canary_last_success_timestamp_seconds",
@@ -455,6 +497,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		m.ok = promreg.Register(reg, m.ok)
 		m.gateOpen = promreg.Register(reg, m.gateOpen)
+		m.observe = promreg.Register(reg, m.observe)
 		m.probes = promreg.Register(reg, m.probes)
 		m.lastSuccess = promreg.Register(reg, m.lastSuccess)
 		m.lastTime = promreg.Register(reg, m.lastTime)
@@ -466,6 +509,7 @@ func (m *metrics) record(st Status) {
 	m.probes.WithLabelValues(string(st.Result)).Inc()
 	m.ok.Set(b2f(st.Result == OK))
 	m.gateOpen.Set(b2f(st.Result == GateOpen))
+	m.observe.Set(b2f(st.Observed))
 	m.lastTime.Set(float64(st.Time.UnixNano()) / 1e9)
 	if st.Result == OK {
 		m.lastSuccess.Set(float64(st.Time.UnixNano()) / 1e9)

@@ -200,7 +200,7 @@ func TestResults(t *testing.T) {
 				names = append(names, mf.GetName())
 			}
 			if got := strings.Join(names, " "); err != nil || got != "listgate_canary_gate_open listgate_canary_last_probe_timestamp_seconds "+
-				"listgate_canary_last_success_timestamp_seconds listgate_canary_ok listgate_canary_probes_total" {
+				"listgate_canary_last_success_timestamp_seconds listgate_canary_observe listgate_canary_ok listgate_canary_probes_total" {
 				t.Errorf("registered: %s (%v)", got, err)
 			}
 		})
@@ -273,11 +273,12 @@ func TestUnreachableAndTimeout(t *testing.T) {
 // TestTargets: the addresses a probe picks, or why it has none.
 func TestTargets(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		files map[string]string
-		list  string // Options.List
-		want  string // the list probed, or the error's text
-		bogus string // the bogus address's domain
+		name     string
+		files    map[string]string
+		list     string // Options.List
+		want     string // the list probed, or the error's text
+		bogus    string // the bogus address's domain
+		observed bool
 	}{
 		{name: "first list by address", files: map[string]string{"zeta@example.org": "", "beta@example.net": ""},
 			want: "beta@example.net", bogus: "example.net"},
@@ -293,7 +294,15 @@ func TestTargets(t *testing.T) {
 		{name: "no list", files: map[string]string{"@example.org": ""},
 			want: "no list in the lists directory has an accepted posting address"},
 		{name: "only lists in broken domains", files: map[string]string{"alpha@broken.test": "", "new@broken.test": "nokey = 1\n"},
-			want: "(1 lists); set canary_list"},
+			want: "refused or observed (1 lists; a domain with a file that does not parse tempfails them): fix the files listgate lists names, or set canary_list"},
+		{name: "an enforced domain is preferred to an observed one",
+			files: map[string]string{"@alpha.test": "mode = \"observe\"\n", "a@alpha.test": "", "z@zeta.test": ""},
+			want:  "z@zeta.test", bogus: "zeta.test"},
+		{name: "every domain observed", files: map[string]string{"@alpha.test": "mode = \"observe\"\n", "a@alpha.test": "", "b@alpha.test": ""},
+			want: "a@alpha.test", bogus: "alpha.test", observed: true},
+		{name: "canary_list in an observed domain",
+			files: map[string]string{"@alpha.test": "mode = \"observe\"\n", "a@alpha.test": "", "z@zeta.test": ""},
+			list:  "a@alpha.test", want: "a@alpha.test", bogus: "alpha.test", observed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := New(Options{SMTP: postconf.Endpoint{Network: "tcp", Address: "127.0.0.1:1"},
@@ -301,15 +310,15 @@ func TestTargets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			list, bogus, err := c.targets()
+			list, bogus, observed, err := c.targets()
 			if tc.bogus == "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("targets: %q %q %v, want error %q", list, bogus, err, tc.want)
 				}
 				return
 			}
-			if err != nil || list != tc.want || !strings.HasPrefix(bogus, BogusPrefix) || !strings.HasSuffix(bogus, "@"+tc.bogus) {
-				t.Errorf("targets: %q %q %v, want %q and a bogus address @%s", list, bogus, err, tc.want, tc.bogus)
+			if err != nil || list != tc.want || !strings.HasPrefix(bogus, BogusPrefix) || !strings.HasSuffix(bogus, "@"+tc.bogus) || observed != tc.observed {
+				t.Errorf("targets: %q %q observed %v %v, want %q and a bogus address @%s, observed %v", list, bogus, observed, err, tc.want, tc.bogus, tc.observed)
 			}
 		})
 	}
@@ -369,5 +378,71 @@ func TestRun(t *testing.T) {
 	}
 	if why := c.NotReady(); !strings.Contains(why, "(last success ") {
 		t.Errorf("NotReady %q names no last success", why)
+	}
+}
+
+// TestObserve: where every domain with a list is in observe mode (or
+// canary_list is in one), Postfix accepting the bogus address is what
+// observe mode does: result observe, ready, listgate_canary_observe 1 and
+// listgate_canary_ok 0. A refused list is still not ready, and with an
+// enforced domain to probe, an accepted bogus address is still gate-open.
+func TestObserve(t *testing.T) {
+	observed := map[string]string{"@example.org": "mode = \"observe\"\n", "announce@example.org": ""}
+	mixed := map[string]string{"@example.org": "mode = \"observe\"\n", "announce@example.org": "", "zeta@example.net": ""}
+	for _, tc := range []struct {
+		name        string
+		files       map[string]string
+		canaryList  string
+		list, bogus error
+		want        Result
+		probed      string
+		ready       string // in NotReady; "" means ready
+		observe     float64
+	}{
+		{name: "every domain observed, bogus accepted", files: observed, want: Observe, probed: "announce@example.org", observe: 1},
+		{name: "every domain observed, bogus refused anyway", files: observed, bogus: refused, want: OK, probed: "announce@example.org", observe: 1},
+		{name: "every domain observed, list refused", files: observed, list: relay, want: ListRefused, probed: "announce@example.org",
+			ready: "refused list announce@example.org: 554 5.7.1 Relay access denied", observe: 1},
+		{name: "every domain observed, bogus deferred", files: observed, bogus: deferred, want: BogusDeferred, probed: "announce@example.org",
+			ready: "deferred bogus recipient", observe: 1},
+		{name: "canary_list observed", files: mixed, canaryList: "announce@example.org", want: Observe, probed: "announce@example.org", observe: 1},
+		{name: "an enforced domain to probe: gate open", files: mixed, want: GateOpen, probed: "zeta@example.net",
+			ready: "accepted bogus recipient listgate-canary-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &server{list: tc.list, bogus: tc.bogus}
+			s.start(t)
+			c, err := New(Options{SMTP: postconf.Endpoint{Network: "tcp", Address: s.addr}, Lists: snapshot(t, tc.files),
+				List: tc.canaryList, Timeout: 5 * time.Second, Registerer: prometheus.NewRegistry()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := c.Probe(context.Background())
+			if st.Result != tc.want || st.List != tc.probed {
+				t.Errorf("result %s probing %s (err %v); want %s probing %s", st.Result, st.List, st.Err, tc.want, tc.probed)
+			}
+			why := c.NotReady()
+			if tc.ready == "" && why != "" || tc.ready != "" && !strings.Contains(why, tc.ready) {
+				t.Errorf("NotReady %q, want it to contain %q", why, tc.ready)
+			}
+			if st.Result.Ready() != (tc.ready == "") {
+				t.Errorf("%s.Ready() = %v", st.Result, st.Result.Ready())
+			}
+			if got := promtest.ToFloat64(c.metrics.probes.WithLabelValues(string(tc.want))); got != 1 {
+				t.Errorf("listgate_canary_probes_total{result=%q} = %v", tc.want, got)
+			}
+			for _, g := range []struct {
+				name      string
+				got, want float64
+			}{
+				{"listgate_canary_ok", promtest.ToFloat64(c.metrics.ok), b2f(tc.want == OK)},
+				{"listgate_canary_gate_open", promtest.ToFloat64(c.metrics.gateOpen), b2f(tc.want == GateOpen)},
+				{"listgate_canary_observe", promtest.ToFloat64(c.metrics.observe), tc.observe},
+			} {
+				if g.got != g.want {
+					t.Errorf("%s = %v, want %v", g.name, g.got, g.want)
+				}
+			}
+		})
 	}
 }

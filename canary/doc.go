@@ -36,8 +36,15 @@
 // dialogue failed before the recipients (a 421 or 554 greeting, a refused
 // EHLO or MAIL FROM, a timeout). NoList: nothing to probe with.
 //
+// A list in a domain in enforce mode is preferred. When every domain with
+// a list is in observe mode (lists.ModeObserve), or Options.List is in
+// one, the bogus address resolves as observed and Postfix is expected to
+// accept it: Observe, which is ready (Result.Ready) but not OK, with
+// listgate_canary_observe 1 and listgate_canary_ok 0.
+//
 // The latest probe's result is Status, the listgate_canary_* metrics and,
-// unless OK, a reason for the daemon's /readyz to answer 503 (NotReady).
+// unless OK or Observe, a reason for the daemon's /readyz to answer 503
+// (NotReady).
 // A probe is bounded by Options.Timeout as a whole, connect included.
 //
 // What a probe costs: one SMTP session at Postfix (two transactions, no
