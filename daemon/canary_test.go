@@ -176,6 +176,11 @@ func TestCanaryWiring(t *testing.T) {
 	if !strings.HasPrefix(body, want) || !strings.Contains(body, "(no success since the start)") {
 		t.Errorf("/readyz %q, want it to start %q", body, want)
 	}
+	// The status page heads with the same reason.
+	if _, page := get(t, "http://"+r.hostPort("metrics")+"/"); !strings.Contains(page, "<b>Not ready</b>") ||
+		!strings.Contains(page, "<li>not ready: canary: smtp inet:"+ln.Addr().String()+" accepted bogus recipient listgate-canary-") {
+		t.Errorf("the status page does not say why listgate is not ready:\n%s", page)
+	}
 	if metric(t, r, "listgate_canary_gate_open") != 1 || metric(t, r, "listgate_canary_ok") != 0 ||
 		metric(t, r, `listgate_canary_probes_total{result="gate-open"}`) < 1 || metric(t, r, "listgate_canary_last_success_timestamp_seconds") != 0 {
 		t.Errorf("/metrics does not say the gate is open")

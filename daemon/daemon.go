@@ -186,7 +186,7 @@ func New(cfg Config) (*Daemon, error) {
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 		mux.HandleFunc("/readyz", d.readyz)
 		mux.Handle("/", status.New(status.Options{Lists: d.watcher, Reloads: d.watcher.Reloads, Gatherer: reg,
-			DefaultNextHop: s.DefaultNextHop, Hostname: s.Hostname, Version: cfg.Version, Logger: log}))
+			DefaultNextHop: s.DefaultNextHop, Hostname: s.Hostname, Version: cfg.Version, Logger: log, NotReady: d.notReady}))
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.With("door", "metrics").Handler(), slog.LevelWarn)}
 		d.doors = append(d.doors, &door{name: "metrics", ep: s.Metrics, serve: hs.Serve, shutdown: hs.Shutdown})

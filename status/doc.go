@@ -4,8 +4,10 @@
 // It shows the lists and the addresses that reach each (posting address,
 // aliases, alias domains, sub-addresses), every problem of the lists
 // directory as file:line, the last reloads (lists.Watcher.Reloads), the
-// verdicts each door has given and the forwarder's backlog and quarantine
-// per next hop. The counts are read from the Prometheus registry that
+// verdicts each door has given, the domains in observe mode with what
+// they would have refused (listgate_would_refuse_total, by door), and the
+// forwarder's backlog and quarantine per next hop; above them, whether
+// listgate is ready, with /readyz's reasons (Options.NotReady). The counts are read from the Prometheus registry that
 // /metrics serves (a prometheus.Gatherer), so the page adds no state to the
 // doors and says what /metrics says.
 //

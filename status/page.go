@@ -99,7 +99,15 @@ input[type=search] { width: 22em; padding: .25em; }
 <h1>listgate on {{.Hostname}}</h1>
 <p class="meta">{{if .Version}}{{.Version}} · {{end}}snapshot generation {{.Generation}} · {{count .Lists "list"}} in {{count .Domains "served domain"}} ·
 {{if .ProblemsTotal}}<span class="bad">{{count .ProblemsTotal "problem"}}</span>{{else}}<span class="ok">no problems</span>{{end}} · as of {{time .Now}}</p>
-<nav><a href="#problems">Problems</a><a href="#lists">Lists</a><a href="#reloads">Reloads</a><a href="#doors">Verdicts</a><a href="#forward">Forwarding</a></nav>
+{{- if .ReadyKnown}}
+{{- if .NotReady}}
+<div class="readiness bad"><b>Not ready</b> (<code>/readyz</code> answers 503):
+<ul>{{range .NotReady}}<li>not ready: {{.}}</li>{{end}}</ul></div>
+{{- else}}
+<p class="readiness ok"><b>Ready</b> (<code>/readyz</code> answers 200)</p>
+{{- end}}
+{{- end}}
+<nav><a href="#problems">Problems</a><a href="#lists">Lists</a><a href="#reloads">Reloads</a><a href="#doors">Verdicts</a><a href="#observe">Observe mode</a><a href="#forward">Forwarding</a></nav>
 </header>
 
 <h2 id="problems">Problems{{if .Query}} matching “{{.Query}}”{{end}}: {{n .ProblemsMatching}}</h2>
@@ -179,6 +187,22 @@ input[type=search] { width: 22em; padding: .25em; }
 </table>
 {{- else}}
 <p class="muted">No door counts yet.</p>
+{{- end}}
+
+<h2 id="observe">Observe mode</h2>
+{{- if .Observe}}
+<table class="observe">
+<tr><th>domain</th><th>mode</th><th class="num">would refuse</th><th>by door</th></tr>
+{{- range .Observe}}
+<tr><td class="mono">{{.Domain}}{{range .Aliases}}<br><span class="small muted">alias {{.}}</span>{{end}}</td>
+<td>{{if eq .Mode "observe"}}<b>observe</b>{{else}}enforce{{end}}{{if .Where}}<br><span class="mono small muted">{{.Where}}</span>{{end}}</td>
+<td class="num">{{n .Total}}</td>
+<td>{{range .Counts}}<span class="count{{if not .Value}} zero{{end}}">{{.Label}} <b>{{n .Value}}</b></span>{{else}}<span class="muted">—</span>{{end}}</td></tr>
+{{- end}}
+</table>
+<p class="muted small">In observe mode the doors at <code>RCPT TO</code> let an address no list has through, and count it (<code>listgate_would_refuse_total</code>, since the start); the LMTP door still refuses it. <code>mode = "enforce"</code> in the domain file refuses it at once.</p>
+{{- else}}
+<p class="muted">No domain is in observe mode: every served domain refuses unknown addresses.</p>
 {{- end}}
 
 <h2 id="forward">Forwarding to next hops</h2>

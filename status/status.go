@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/listgate/listgate/lists"
 )
@@ -56,6 +58,10 @@ type Options struct {
 	PageSize int
 	// Logger receives a line when the page cannot be made. Nil discards.
 	Logger *slog.Logger
+	// NotReady returns what keeps listgate from being ready, one reason
+	// a line as /readyz gives them; none when it is ready. Nil shows no
+	// readiness line.
+	NotReady func() []string
 }
 
 // Handler serves the status page. Make it with New.
@@ -136,6 +142,22 @@ type page struct {
 
 	Doors []doorRow
 	Hops  []hopRow
+
+	ReadyKnown bool     // Options.NotReady is set
+	NotReady   []string // its reasons; none when ready
+
+	Observe []observeRow // domains in observe mode, or with would-refuse counts
+}
+
+// observeRow is a served domain in observe mode, or one with
+// listgate_would_refuse_total counts (observed earlier, enforced since).
+type observeRow struct {
+	Domain  string
+	Aliases []string // its alias domains, which count under it
+	Mode    string   // "observe" or "enforce"
+	Where   string   // what set the mode: the domain file, or the observe setting
+	Counts  []count  // would-refuse counts by door
+	Total   float64
 }
 
 // listRow is one list as the page shows it.
@@ -253,8 +275,55 @@ func (h *Handler) build(query, pageNo string) *page {
 			h.o.Logger.Warn("status page: gathering metrics", "door", "metrics", "err", err)
 		}
 		p.Doors, p.Hops = doorRows(mfs), hopRows(mfs)
+		p.Observe = observeRows(snap, mfs)
+	} else {
+		p.Observe = observeRows(snap, nil)
+	}
+	if h.o.NotReady != nil {
+		p.ReadyKnown, p.NotReady = true, h.o.NotReady()
 	}
 	return p
+}
+
+// observeRows are the served domains in observe mode, and those that
+// listgate_would_refuse_total in mfs counts, sorted by name; an alias
+// domain is shown with its domain.
+func observeRows(snap *lists.Snapshot, mfs []*dto.MetricFamily) []observeRow {
+	byDomain := map[string]*observeRow{}
+	get := func(d string) *observeRow {
+		r := byDomain[d]
+		if r == nil {
+			r = &observeRow{Domain: d, Mode: string(lists.ModeEnforce)}
+			byDomain[d] = r
+		}
+		return r
+	}
+	for _, d := range snap.ObservedDomains() {
+		main := snap.MainDomain(d)
+		r := get(main)
+		r.Mode = string(lists.ModeObserve)
+		if main != d {
+			r.Aliases = append(r.Aliases, d)
+		}
+	}
+	for _, m := range family(mfs, "listgate_would_refuse_total").GetMetric() {
+		r, v := get(label(m, "domain")), m.GetCounter().GetValue()
+		r.Counts = append(r.Counts, count{Label: label(m, "door"), Value: v})
+		r.Total += v
+	}
+	rows := make([]observeRow, 0, len(byDomain))
+	for _, r := range byDomain {
+		switch dom := snap.Domain(r.Domain); {
+		case dom != nil && dom.Mode != "":
+			r.Where = dom.File
+		case r.Mode == string(lists.ModeObserve):
+			r.Where = "the observe setting"
+		}
+		slices.SortFunc(r.Counts, func(a, b count) int { return cmp.Compare(a.Label, b.Label) })
+		rows = append(rows, *r)
+	}
+	slices.SortFunc(rows, func(a, b observeRow) int { return cmp.Compare(a.Domain, b.Domain) })
+	return rows
 }
 
 // row is list l as the page shows it.

@@ -311,6 +311,73 @@ func TestCounts(t *testing.T) {
 	}
 }
 
+// TestObserveAndReadiness: the page names the domains in observe mode
+// (what set it; alias domains with their domain) with the
+// listgate_would_refuse_total counts by door, keeps a row for a domain
+// enforced since that has counts, and heads the page with /readyz's
+// verdict, escaped.
+func TestObserveAndReadiness(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	would := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "listgate_would_refuse_total", Help: "h"}, []string{"door", "domain"})
+	reg.MustRegister(would)
+	would.WithLabelValues("policy", "obs.test").Add(2)
+	would.WithLabelValues("milter", "obs.test").Add(1500)
+	would.WithLabelValues("milter", "was.test").Add(7)
+	snap := load(t, map[string]string{
+		"@obs.test": "mode = \"observe\"\naliases = [\"alias-obs.test\"]\n", "a@obs.test": "",
+		"b@enf.test": "", "@was.test": "mode = \"enforce\"\n", "c@was.test": "",
+	}, nil)
+	var why []string
+	u := serve(t, status.Options{Lists: lists.Static{S: snap}, Gatherer: reg, NotReady: func() []string { return why }})
+
+	_, body := fetch(t, "GET", u+"/")
+	for _, want := range []string{
+		`<p class="readiness ok"><b>Ready</b> (<code>/readyz</code> answers 200)</p>`,
+		`<a href="#observe">Observe mode</a>`,
+		`<tr><td class="mono">obs.test<br><span class="small muted">alias alias-obs.test</span></td>` + "\n" +
+			`<td><b>observe</b><br><span class="mono small muted">` + filepath.Join(filepath.Dir(snap.Lists()[0].File), "@obs.test") + `</span></td>` + "\n" +
+			`<td class="num">1,502</td>` + "\n" +
+			`<td><span class="count">milter <b>1,500</b></span><span class="count">policy <b>2</b></span></td></tr>`,
+		`<tr><td class="mono">was.test</td>` + "\n" + `<td>enforce<br>`,
+		`<td class="num">7</td>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `<td class="mono">enf.test`) || strings.Contains(body, `<td class="mono">alias-obs.test`) {
+		t.Errorf("a row for a domain never observed, or for an alias domain of its own")
+	}
+
+	why = []string{"canary: smtp inet:127.0.0.1:25 accepted bogus recipient <x@obs.test>", "lmtp door (inet:127.0.0.1:8024): not serving"}
+	_, body = fetch(t, "GET", u+"/")
+	for _, want := range []string{
+		`<div class="readiness bad"><b>Not ready</b> (<code>/readyz</code> answers 503):`,
+		`<li>not ready: canary: smtp inet:127.0.0.1:25 accepted bogus recipient &lt;x@obs.test&gt;</li><li>not ready: lmtp door (inet:127.0.0.1:8024): not serving</li>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("page:\n%s", body)
+	}
+
+	// The observe setting, no counts yet; no NotReady: no readiness line.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a@set.test"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	all, err := lists.Load(dir, lists.Options{Observe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body = fetch(t, "GET", serve(t, status.Options{Lists: lists.Static{S: all}})+"/")
+	if want := `<td><b>observe</b><br><span class="mono small muted">the observe setting</span></td>`; !strings.Contains(body, want) || strings.Contains(body, "readiness") {
+		t.Errorf("observe setting: lacks %q, or has a readiness line:\n%s", want, body)
+	}
+}
+
 // FuzzQuery: whatever the filter and page number, the page is made (200),
 // is valid UTF-8, shows at most one page of lists, and has no markup of
 // the query's: no <script> however the query spells it.
