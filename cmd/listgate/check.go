@@ -29,8 +29,10 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 			"An unknown address of a domain in observe mode shows as \"observed\".\n"+
 			"With --explain, each step of the resolution follows, then the answer of\n"+
 			"every door: LMTP, milter, policy service, and each socketmap map.\n"+
-			"Exits 1 if any address is refused, tempfails, is observed or is not\n"+
-			"served (an alias is none of these), 2 if an ADDRESS is not local@domain.\n\n"+
+			"Exits 1 if any address is refused, tempfails, is observed (let through\n"+
+			"at RCPT in observe mode, but not a list's) or is not served (an alias is\n"+
+			"none of these); 2 if an ADDRESS is not local@domain: that one is named on\n"+
+			"stderr, and the others are still checked.\n\n"+
 			"check reads the list files as they are now: where a file is broken, a\n"+
 			"running daemon that read it before still answers from its last good\n"+
 			"settings, which check cannot know.\n\nflags:\n")
@@ -43,10 +45,18 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() == 0 {
 		return 0, fmt.Errorf("%w: give at least one ADDRESS", errUsage)
 	}
+	// An ADDRESS that is no address is named and skipped: the others are
+	// still checked, and the exit status is exitUsage.
+	var addrs []string
 	for _, addr := range fs.Args() {
 		if err := checkSyntax(addr); err != nil {
-			return 0, fmt.Errorf("%w: %v", errUsage, err)
+			fmt.Fprintf(stderr, "listgate check: %v\n", fmt.Errorf("%w: %v", errUsage, err))
+			continue
 		}
+		addrs = append(addrs, addr)
+	}
+	if len(addrs) == 0 {
+		return exitUsage, nil
 	}
 	snap, _, err := loadLists(s, stderr)
 	if err != nil {
@@ -57,7 +67,7 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 	status := 0
-	for i, addr := range fs.Args() {
+	for i, addr := range addrs {
 		var v lists.Verdict
 		if *explain {
 			if i > 0 {
@@ -73,6 +83,9 @@ func check(args []string, stdout, stderr io.Writer) (int, error) {
 		if v.Status != lists.Accept && v.Status != lists.Alias {
 			status = exitRefused
 		}
+	}
+	if len(addrs) < fs.NArg() {
+		status = exitUsage
 	}
 	return status, tw.Flush()
 }
@@ -95,6 +108,11 @@ func checkSyntax(addr string) error {
 	return nil
 }
 
+// brokenOnDisk follows the step that says a broken file makes an address
+// tempfail: check reads the files as they are now, a running daemon may
+// not (docs/config.md).
+const brokenOnDisk = " (as on disk now: a running listgate that parsed the file before keeps its last good settings until it parses again)"
+
 // explainSteps prints addr's resolution step by step, its verdict, and
 // every door's answer to it, from the verdict table (package reply) and,
 // for the socketmap, from the door's own code (postfix.SocketmapAnswer),
@@ -102,7 +120,15 @@ func checkSyntax(addr string) error {
 func explainSteps(w io.Writer, addr string, steps []lists.Step, v lists.Verdict, snap *lists.Snapshot, lmtp postconf.Endpoint) {
 	fmt.Fprintf(w, "%s\n", addr)
 	for _, st := range steps {
-		fmt.Fprintf(w, "  %s\t%s\n", st.Name, st.Text)
+		text := st.Text
+		// A broken file, not a name claimed twice (which a running
+		// listgate tempfails too).
+		if v.Status == lists.Broken && strings.Contains(text, "tempfail") &&
+			!strings.Contains(text, "declared twice") && !strings.Contains(text, "also claimed by") &&
+			(st.Name == lists.StepList || st.Name == lists.StepSubaddress || st.Name == lists.StepUnknown) {
+			text += brokenOnDisk
+		}
+		fmt.Fprintf(w, "  %s\t%s\n", st.Name, text)
 	}
 	verdict := v.Status.String()
 	for _, kv := range []struct{ k, v string }{{"list", v.List}, {"kind", string(v.Kind)}, {"extension", v.Extension},
@@ -133,7 +159,8 @@ func explainSteps(w io.Writer, addr string, steps []lists.Step, v lists.Verdict,
 		if name == "domains" {
 			k = strings.TrimSuffix(k[strings.LastIndexByte(k, '@')+1:], ".")
 		}
-		fmt.Fprintf(w, "  socketmap %s\t%s: %s\n", name, k, postfix.SocketmapAnswer(snap, lmtp, name, k))
+		// NOTFOUND has an empty text on the wire; not here.
+		fmt.Fprintf(w, "  socketmap %s\t%s: %s\n", name, k, strings.TrimRight(postfix.SocketmapAnswer(snap, lmtp, name, k), " "))
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -97,6 +98,33 @@ func TestCheckUsage(t *testing.T) {
 				t.Errorf("stderr says %q %d times:\n%s", tt.stderr, n, errb.String())
 			}
 		})
+	}
+}
+
+// TestCheckSomeNotAddresses: an ADDRESS that is no address is named on
+// stderr and skipped; the others still get their verdicts; the exit
+// status is exitUsage.
+func TestCheckSomeNotAddresses(t *testing.T) {
+	for _, explain := range []bool{false, true} {
+		args := []string{"check", "--config", os.DevNull, "--lists", corpus.ListsDir()}
+		if explain {
+			args = append(args, "--explain")
+		}
+		var out, errb bytes.Buffer
+		st := run(append(args, "--", "mylist@example.com", "not an address", "nosuchlist@example.com", "nodomain@"), &out, &errb)
+		if st != exitUsage {
+			t.Errorf("explain %v: exit %d, want %d", explain, st, exitUsage)
+		}
+		for _, want := range []string{`"not an address" is not an address`, `"nodomain@" is not an address: no domain after the @`} {
+			if !strings.Contains(errb.String(), want) {
+				t.Errorf("explain %v: stderr lacks %q:\n%s", explain, want, errb.String())
+			}
+		}
+		for _, want := range []string{"mylist@example.com", "nosuchlist@example.com"} {
+			if !strings.Contains(out.String(), want) || strings.Contains(out.String(), "not an address") {
+				t.Errorf("explain %v: stdout lacks %s, or names the bad one:\n%s", explain, want, out.String())
+			}
+		}
 	}
 }
 

@@ -38,13 +38,13 @@ func TestCheckExplain(t *testing.T) {
 			"domain       lists.example.com is an alias domain of example.com (aliases in LISTS/@example.com)",
 		}},
 		{"broken-list", "broken@broken.example", exitRefused, []string{
-			`list         broken@broken.example tempfails: LISTS/broken@broken.example:1: unknown key "descripton"`,
+			`list         broken@broken.example tempfails: LISTS/broken@broken.example:1: unknown key "descripton" (as on disk now: a running listgate that parsed the file before keeps its last good settings until it parses again)`,
 			"milter       RCPT: 451 4.3.0 Temporary lookup failure",
 			"socketmap recipients  broken@broken.example: TEMP Temporary lookup failure",
 		}},
 		{"unknown", "nosuchlist@example.com", exitRefused, []string{
 			"policy       RCPT: 550 5.1.1 Requested action not taken: mailbox unavailable",
-			"socketmap recipients  nosuchlist@example.com: NOTFOUND ",
+			"socketmap recipients  nosuchlist@example.com: NOTFOUND",
 		}},
 		{"observed", "nosuchlist@observed.example", exitRefused, []string{
 			"domain       observed.example is served (LISTS/@observed.example), mode observe (LISTS/@observed.example:2)",
@@ -78,6 +78,11 @@ func TestCheckExplain(t *testing.T) {
 				t.Errorf("output differs from %s (-update-explain rewrites it):\n%s", path, got)
 			}
 			lines := strings.Split(got, "\n")
+			for _, l := range lines {
+				if strings.HasSuffix(l, " ") {
+					t.Errorf("a line ends with a blank: %q", l)
+				}
+			}
 			if lines[0] != tt.rcpt {
 				t.Errorf("first line %q, want the address", lines[0])
 			}
