@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -199,14 +200,31 @@ var (
 	}
 )
 
+// domainKeyHint adds to err, a list file's unknown key, where the key
+// belongs when it is one of the domain file's alone (mode, postmaster,
+// abuse): in domainFile, the domain file of the list's domain.
+func domainKeyHint(err error, domainFile string) error {
+	var fe *FileError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	for key := range domainKeyTypes {
+		if _, ok := listKeyTypes[key]; !ok && fe.Err.Error() == fmt.Sprintf("unknown key %q", key) {
+			return &FileError{File: fe.File, Line: fe.Line,
+				Err: fmt.Errorf("%w: %s belongs in the domain file %s, for every list of the domain", fe.Err, key, domainFile)}
+		}
+	}
+	return err
+}
+
 // parseList parses the content of the list file at path, which declares
 // the canonical address addr ("local@domain").
 func parseList(path, addr string, data []byte, delims string) (*List, error) {
 	var f listFile
-	if err := decodeStrict(path, data, &f, listKeyTypes); err != nil {
-		return nil, err
-	}
 	at := strings.LastIndexByte(addr, '@')
+	if err := decodeStrict(path, data, &f, listKeyTypes); err != nil {
+		return nil, domainKeyHint(err, filepath.Join(filepath.Dir(path), "@"+addr[at+1:]))
+	}
 	l := &List{
 		Address:     addr,
 		Local:       addr[:at],

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -125,6 +126,25 @@ func TestCheckSomeNotAddresses(t *testing.T) {
 				t.Errorf("explain %v: stdout lacks %s, or names the bad one:\n%s", explain, want, out.String())
 			}
 		}
+	}
+}
+
+// TestListsOneProblem: one problem is "1 problem:", and a list file's
+// mode key is sent to the domain file.
+func TestListsOneProblem(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{"a@example.org": "", "b@example.org": "mode = \"observe\"\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	if st := run([]string{"lists", "--config", os.DevNull, "--lists", dir}, &out, &errb); st != exitRefused {
+		t.Fatalf("exit %d: %s", st, errb.String())
+	}
+	want := "\n1 problem:\n  " + filepath.Join(dir, "b@example.org") + `:1: unknown key "mode": mode belongs in the domain file ` + filepath.Join(dir, "@example.org")
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("no %q in:\n%s", want, out.String())
 	}
 }
 

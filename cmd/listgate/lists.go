@@ -98,7 +98,7 @@ func listLists(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 	if ps := snap.Problems(); len(ps)+len(hopProblems) > 0 {
-		fmt.Fprintf(stdout, "\n%d problems:\n", len(ps)+len(hopProblems))
+		fmt.Fprintf(stdout, "\n%s:\n", plural(len(ps)+len(hopProblems), "problem"))
 		for _, p := range ps {
 			fmt.Fprintf(stdout, "  %v\n", p)
 		}

@@ -1,0 +1,2 @@
+# mode is the domain file's key
+mode = "observe"
