@@ -358,7 +358,8 @@ var table = [numOutcomes + 1]Row{
 			"has this name: enforce would answer `unknown`. The milter and the policy service let it pass, the socketmap's " +
 			"`recipients` map finds it (and `transport` routes it to the LMTP door), and each counts it in " +
 			"`listgate_would_refuse_total`. The LMTP door refuses it as `unknown`: Postfix has accepted the mail, " +
-			"so it bounces to the sender, as it did before listgate (docs/lists.md, \"Observe mode\")",
+			"so it bounces to the sender. Observe mode is not fail-open at the LMTP door: it is meant for a domain " +
+			"whose mail still goes to its old list manager (docs/lists.md, \"Observe mode\")",
 		lmtp:      stages{send(mailboxUnavl), none},
 		milter:    stages{pass, none},
 		policy:    stages{pass, none},
