@@ -227,6 +227,18 @@ func TestManifests(t *testing.T) {
 		}
 	})
 
+	t.Run("readiness", func(t *testing.T) {
+		// Every pod forwards to the same list manager: readiness that
+		// followed it would take every pod out of the SMTP Service at
+		// once while it is down, though the spools keep the mail.
+		if s.ForwardUnreadyAfter != 0 {
+			t.Errorf("listgate.toml: forward_unready_after = %v: want \"0s\", or every pod goes unready at once when the list manager is down", s.ForwardUnreadyAfter)
+		}
+		if s.Mailman != "" && s.MailmanUnreadyAfter != 0 {
+			t.Errorf("listgate.toml: mailman_unready_after = %v: want \"0s\" (each pod serves its last good lists)", s.MailmanUnreadyAfter)
+		}
+	})
+
 	t.Run("doors", func(t *testing.T) {
 		// Postfix shares the pod's network namespace: the doors it
 		// talks to stay on loopback, out of reach of the cluster.
