@@ -244,6 +244,7 @@ func TestManifests(t *testing.T) {
 		// talks to stay on loopback, out of reach of the cluster.
 		for name, ep := range map[string]struct{ net, addr string }{
 			"lmtp": {s.LMTP.Network, s.LMTP.Address}, "milter": {s.Milter.Network, s.Milter.Address},
+			"socketmap": {s.Socketmap.Network, s.Socketmap.Address},
 		} {
 			host, _, err := net.SplitHostPort(ep.addr)
 			if ep.net != "tcp" || err != nil || !net.ParseIP(host).IsLoopback() {
@@ -254,6 +255,10 @@ func TestManifests(t *testing.T) {
 		for param, want := range map[string]string{
 			"relay_transport": "lmtp:" + s.LMTP.String(),
 			"smtpd_milters":   s.Milter.String(),
+			// The list domains follow the lists live, with no static
+			// list of names to keep in step with the ConfigMap.
+			"relay_domains":      "socketmap:" + s.Socketmap.String() + ":domains",
+			"virtual_alias_maps": "socketmap:" + s.Socketmap.String() + ":aliases",
 		} {
 			if got := mainCF(main, param); got != want {
 				t.Errorf("postfix main.cf: %s = %q, want %q (listgate.toml)", param, got, want)
