@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"syscall"
 
 	"github.com/listgate/listgate/postconf"
 )
@@ -40,6 +41,9 @@ func listen(origin string, e postconf.Endpoint) (net.Listener, error) {
 	}
 	l, err := net.Listen(network, e.Address)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s %s: %w%s", origin, e, err, inUseHint(e))
+		}
 		return nil, fmt.Errorf("%s %s: %w", origin, e, err)
 	}
 	if e.Network == "unix" {
@@ -49,4 +53,19 @@ func listen(origin string, e postconf.Endpoint) (net.Listener, error) {
 		}
 	}
 	return l, nil
+}
+
+// inUseHint is what follows "address already in use" for e: who to look
+// for. Port 8024, the LMTP door's default, is also the default port of
+// GNU Mailman 3's LMTP runner (docs/mailman.md, "Free port 8024").
+func inUseHint(e postconf.Endpoint) string {
+	_, port, err := net.SplitHostPort(e.Address)
+	if e.Network != "tcp" || err != nil {
+		return ""
+	}
+	hint := fmt.Sprintf(" (another program listens on port %s: `ss -ltnp sport = :%s` names it", port, port)
+	if port == "8024" {
+		hint += "; Mailman 3's LMTP runner listens on 8024 by default: move it ([mta] lmtp_port in mailman.cfg) or listgate's lmtp door, docs/install.md"
+	}
+	return hint + ")"
 }

@@ -15,6 +15,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
@@ -35,6 +36,7 @@ type manifests struct {
 	configMaps  map[string]*corev1.ConfigMap
 	services    map[string]*corev1.Service
 	statefulSet *appsv1.StatefulSet
+	policies    []*networkingv1.NetworkPolicy
 }
 
 // load decodes every YAML document of contrib/kubernetes strictly: an
@@ -69,6 +71,8 @@ func load(t *testing.T) *manifests {
 				obj = &corev1.Service{}
 			case "apps/v1 StatefulSet":
 				obj = &appsv1.StatefulSet{}
+			case "networking.k8s.io/v1 NetworkPolicy":
+				obj = &networkingv1.NetworkPolicy{}
 			default:
 				t.Fatalf("%s: unexpected apiVersion %q kind %q", where, head.APIVersion, head.Kind)
 			}
@@ -80,6 +84,8 @@ func load(t *testing.T) *manifests {
 				m.configMaps[o.Name] = o
 			case *corev1.Service:
 				m.services[o.Name] = o
+			case *networkingv1.NetworkPolicy:
+				m.policies = append(m.policies, o)
 			case *appsv1.StatefulSet:
 				if m.statefulSet != nil {
 					t.Fatalf("%s: a second StatefulSet", where)
@@ -227,11 +233,24 @@ func TestManifests(t *testing.T) {
 		}
 	})
 
+	t.Run("readiness", func(t *testing.T) {
+		// Every pod forwards to the same list manager: readiness that
+		// followed it would take every pod out of the SMTP Service at
+		// once while it is down, though the spools keep the mail.
+		if s.ForwardUnreadyAfter != 0 {
+			t.Errorf("listgate.toml: forward_unready_after = %v: want \"0s\", or every pod goes unready at once when the list manager is down", s.ForwardUnreadyAfter)
+		}
+		if s.Mailman != "" && s.MailmanUnreadyAfter != 0 {
+			t.Errorf("listgate.toml: mailman_unready_after = %v: want \"0s\" (each pod serves its last good lists)", s.MailmanUnreadyAfter)
+		}
+	})
+
 	t.Run("doors", func(t *testing.T) {
 		// Postfix shares the pod's network namespace: the doors it
 		// talks to stay on loopback, out of reach of the cluster.
 		for name, ep := range map[string]struct{ net, addr string }{
 			"lmtp": {s.LMTP.Network, s.LMTP.Address}, "milter": {s.Milter.Network, s.Milter.Address},
+			"socketmap": {s.Socketmap.Network, s.Socketmap.Address},
 		} {
 			host, _, err := net.SplitHostPort(ep.addr)
 			if ep.net != "tcp" || err != nil || !net.ParseIP(host).IsLoopback() {
@@ -242,6 +261,10 @@ func TestManifests(t *testing.T) {
 		for param, want := range map[string]string{
 			"relay_transport": "lmtp:" + s.LMTP.String(),
 			"smtpd_milters":   s.Milter.String(),
+			// The list domains follow the lists live, with no static
+			// list of names to keep in step with the ConfigMap.
+			"relay_domains":      "socketmap:" + s.Socketmap.String() + ":domains",
+			"virtual_alias_maps": "socketmap:" + s.Socketmap.String() + ":aliases",
 		} {
 			if got := mainCF(main, param); got != want {
 				t.Errorf("postfix main.cf: %s = %q, want %q (listgate.toml)", param, got, want)
@@ -466,7 +489,93 @@ func TestManifests(t *testing.T) {
 		}
 	})
 
+	t.Run("networkPolicy", func(t *testing.T) { checkNetworkPolicy(t, m, lg, pf) })
+
 	t.Run("postfix", func(t *testing.T) { checkPostfix(t, m, s) })
+}
+
+// checkNetworkPolicy: one policy selects the pods and restricts Ingress;
+// SMTP is open to anyone, the HTTP door (the probes' port) only to peers
+// a rule names (the monitoring namespace), and no other port is open.
+func checkNetworkPolicy(t *testing.T, m *manifests, lg, pf *corev1.Container) {
+	if len(m.policies) != 1 {
+		t.Fatalf("%d NetworkPolicies, want 1", len(m.policies))
+	}
+	np := m.policies[0]
+	labels := m.statefulSet.Spec.Template.Labels
+	for k, v := range np.Spec.PodSelector.MatchLabels {
+		if labels[k] != v {
+			t.Errorf("NetworkPolicy %s selects %s=%s, which the pods do not have", np.Name, k, v)
+		}
+	}
+	if len(np.Spec.PodSelector.MatchLabels) == 0 {
+		t.Errorf("NetworkPolicy %s selects every pod of the namespace", np.Name)
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+		t.Errorf("NetworkPolicy %s: policyTypes %v do not restrict Ingress", np.Name, np.Spec.PolicyTypes)
+	}
+	metrics := containerPort(t, lg, lg.ReadinessProbe.HTTPGet.Port)
+	// open: port -> "anyone" or the peers' description.
+	open := map[int32][]string{}
+	for i, r := range np.Spec.Ingress {
+		if len(r.Ports) == 0 {
+			t.Errorf("NetworkPolicy %s ingress rule %d names no port: it opens every port", np.Name, i)
+		}
+		for _, p := range r.Ports {
+			if p.Port == nil {
+				t.Errorf("NetworkPolicy %s ingress rule %d: a port entry without a port opens every port", np.Name, i)
+				continue
+			}
+			var n int32
+			if p.Port.Type == intstr.String {
+				// A named port is looked up in the pod's containers.
+				for _, c := range []*corev1.Container{lg, pf} {
+					for _, cp := range c.Ports {
+						if cp.Name == p.Port.StrVal {
+							n = cp.ContainerPort
+						}
+					}
+				}
+				if n == 0 {
+					t.Errorf("NetworkPolicy %s ingress rule %d: no container port named %q", np.Name, i, p.Port.StrVal)
+					continue
+				}
+			} else {
+				n = p.Port.IntVal
+			}
+			if len(r.From) == 0 {
+				open[n] = append(open[n], "anyone")
+			}
+			for _, f := range r.From {
+				switch {
+				case f.IPBlock != nil:
+					open[n] = append(open[n], "ipBlock "+f.IPBlock.CIDR)
+				case f.NamespaceSelector != nil && len(f.NamespaceSelector.MatchLabels)+len(f.NamespaceSelector.MatchExpressions) == 0:
+					open[n] = append(open[n], "anyone (every namespace)")
+				case f.NamespaceSelector != nil:
+					open[n] = append(open[n], "namespace "+f.NamespaceSelector.String())
+				default:
+					open[n] = append(open[n], "pods of its own namespace")
+				}
+			}
+		}
+	}
+	if !slices.Contains(open[25], "anyone") {
+		t.Errorf("NetworkPolicy %s: SMTP (25) is not open to anyone: %v", np.Name, open[25])
+	}
+	if len(open[metrics]) == 0 {
+		t.Errorf("NetworkPolicy %s: the HTTP door (%d) is open to no one: Prometheus could not scrape it", np.Name, metrics)
+	}
+	for _, who := range open[metrics] {
+		if strings.HasPrefix(who, "anyone") || who == "ipBlock 0.0.0.0/0" || who == "ipBlock ::/0" {
+			t.Errorf("NetworkPolicy %s: the HTTP door (%d) is open to %s: want the monitoring namespace only", np.Name, metrics, who)
+		}
+	}
+	for port := range open {
+		if port != 25 && port != metrics {
+			t.Errorf("NetworkPolicy %s opens port %d, which no door needs from outside the pod", np.Name, port)
+		}
+	}
 }
 
 // containerPort resolves a probe's or a Service's target port, by number
