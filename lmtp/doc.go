@@ -21,10 +21,8 @@
 // retries it: nothing is lost, at worst a message is stored twice.
 //
 // The copies of a message with several recipients are written at the
-// same time (up to 8 at once), and deliveries into one folder from
-// several sessions share flushes of its new/ directory (package spool,
-// group commit); neither changes what a 250 promises, only how many
-// flushes it takes.
+// same time (up to 8 at once); that changes nothing in what each 250
+// promises, only how long the message takes.
 //
 // The door never gives a 554: go-smtp turns any error from LMTPData that
 // is not an *smtp.SMTPError into "554 5.0.0", a permanent failure after

@@ -125,7 +125,6 @@ type Spool struct {
 
 	counter atomic.Uint64 // the Q part of file names
 	ready   sync.Map      // folder path -> struct{}: made and flushed
-	flushes dirFlushes    // new/ flushes shared by concurrent deliveries
 	space   space         // the file system's free space, cached
 }
 
@@ -247,11 +246,7 @@ func checkEnvelope(env Envelope) error {
 //
 // When Deliver returns a nil error the message is on stable storage: the
 // file was written in tmp/ and flushed, renamed into new/, and new/ was
-// flushed by a flush that started after the rename. Deliveries into the
-// same folder at the same time share flushes of new/ (group commit: one
-// fsync(2) of the directory covers every rename that came before it
-// started), so N sessions delivering into one folder cost far fewer than
-// N directory flushes. When it returns an error, nothing was added to new/ (a file
+// flushed. When it returns an error, nothing was added to new/ (a file
 // moved there before a failing directory flush is removed again) and the
 // file in tmp/ is removed: the LMTP door must answer 451 4.3.0, or
 // 452 4.3.1 when IsNoSpace(err). Errors wrap the operating system's error
@@ -320,8 +315,7 @@ func (s *Spool) Deliver(m *Message, env Envelope) (path string, err error) {
 		s.remove(path) // in case the rename happened after all (NFS)
 		return "", err
 	}
-	newDir := filepath.Join(folder, "new")
-	if err := s.flushes.flush(newDir, func() error { return s.syncDir(newDir) }); err != nil {
+	if err := s.syncDir(filepath.Join(folder, "new")); err != nil {
 		s.remove(path)
 		return "", err
 	}

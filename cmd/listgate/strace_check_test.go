@@ -118,7 +118,8 @@ func TestStraceWritten(t *testing.T) {
 // port 40001) a message goes to a@x (file A in /s/a/post) and b-owner@x
 // (file B in /s/b/owner), written concurrently; on the second (port
 // 40002) a message goes to a+x@x (file C, also in /s/a/post). Thread 103
-// runs one fsync of /s/a/post/new for A and C together (group commit); B's
+// runs one fsync of /s/a/post/new for A and C together (as a server that
+// shares flushes would; the check allows it); B's
 // folder gets its own. The replies to the first message come in one write.
 const goodLog = `100 1700000000.000100 write(7<TCP:[127.0.0.1:2525->127.0.0.1:40001]>, "220 lg LMTP Service Ready\r\n", 27) = 27 <0.000010>
 100 1700000000.000200 write(7<TCP:[127.0.0.1:2525->127.0.0.1:40001]>, "250-Hello t\r\n250 SIZE 100\r\n", 27) = 27 <0.000010>
