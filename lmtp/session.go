@@ -278,6 +278,15 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) (err error)
 	// set, in RCPT order, as soon as its own copy is on stable storage.
 	// Every copy has ended before the message is closed (the deferred
 	// Wait runs first).
+	if len(tx.rcpts) == 1 { // the common case: no goroutine, no channel
+		rc := tx.rcpts[0]
+		o, ok := s.admit(m, tx, rc, qid, 0)
+		if ok {
+			o = s.deliver(m, tx, rc, qid)
+		}
+		status.SetStatus(rc.rcpt, smtpError(reply.Data, o))
+		return fallback
+	}
 	outcomes := make([]chan reply.Outcome, len(tx.rcpts))
 	sem := make(chan struct{}, maxParallelCopies)
 	var wg sync.WaitGroup
