@@ -3,7 +3,6 @@ package lists_test
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -153,17 +152,7 @@ func TestWatchConfigMapSwap(t *testing.T) {
 		}
 	}()
 
-	addrs := func() []string {
-		var a []string
-		for _, l := range w.Snapshot().Lists() {
-			a = append(a, l.Address)
-		}
-		slices.Sort(a)
-		return a
-	}
-	settled := func(want ...string) func() bool {
-		return func() bool { return slices.Equal(addrs(), want) && len(w.Snapshot().Problems()) == 0 }
-	}
+	settled := func(want ...string) func() bool { return settledTo(w, want...) }
 	testutil.WaitFor(t, time.Second, "initial lists", settled("announce@example.org", "old@example.org"))
 	if v := w.Snapshot().Resolve("announce@lists.example.org"); v.Status != lists.Accept || v.MaxMessageSize != 1000 {
 		t.Fatalf("initial: announce@lists.example.org: %+v", v)

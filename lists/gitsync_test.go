@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -75,17 +74,7 @@ func TestWatchGitSyncSwap(t *testing.T) {
 	}, true)
 	w, _ := startWatch(t, g.lists())
 
-	addrs := func() []string {
-		var a []string
-		for _, l := range w.Snapshot().Lists() {
-			a = append(a, l.Address)
-		}
-		slices.Sort(a)
-		return a
-	}
-	settled := func(want ...string) func() bool {
-		return func() bool { return slices.Equal(addrs(), want) && len(w.Snapshot().Problems()) == 0 }
-	}
+	settled := func(want ...string) func() bool { return settledTo(w, want...) }
 	testutil.WaitFor(t, time.Second, "initial lists", settled("announce@example.org", "old@example.org"))
 
 	// A sync that adds a list, removes one and changes one, the old

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -385,5 +386,18 @@ func TestWatchPeriodicRescanLogs(t *testing.T) {
 		if ms, ok := m["duration_ms"].(float64); !ok || ms < 0 || ms > 5000 {
 			t.Errorf("duration_ms = %#v, want a number of milliseconds: %v", m["duration_ms"], m)
 		}
+	}
+}
+
+// settledTo returns a condition for testutil.WaitFor: w's snapshot has
+// exactly the lists want (posting addresses, sorted) and no problem.
+func settledTo(w *lists.Watcher, want ...string) func() bool {
+	return func() bool {
+		var got []string
+		for _, l := range w.Snapshot().Lists() {
+			got = append(got, l.Address)
+		}
+		slices.Sort(got)
+		return slices.Equal(got, want) && len(w.Snapshot().Problems()) == 0
 	}
 }

@@ -581,22 +581,7 @@ func TestPostfixComments(t *testing.T) {
 					continue
 				}
 				// The lines alone, merged into Debian's main.cf: clean.
-				base, err := os.ReadFile(filepath.Join("testdata", "postconf", "stock-debian.txt"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				got := mainCFValues(t, out, "output")
-				debian, err := postconf.Parse(string(base), "stock-debian.txt")
-				if err != nil {
-					t.Fatal(err)
-				}
-				var merged []string
-				for _, p := range debian.Main {
-					if _, ok := got[p.Name]; !ok {
-						merged = append(merged, p.Name+" = "+p.Value+"\n")
-					}
-				}
-				st, checkOut, errOut := runCmd(t, strings.Join(merged, "")+out, append(append(args, "--check"), "-")...)
+				st, checkOut, errOut := runCmd(t, withDebian(t, out), append(append(args, "--check"), "-")...)
 				if st != 0 || !strings.HasPrefix(checkOut, "ok: stdin") || !strings.Contains(checkOut, tc.note) {
 					t.Errorf("--check of the lines: exit %d, want 0 and %q\n%s%s", st, tc.note, checkOut, errOut)
 				}
